@@ -1,0 +1,356 @@
+"""Your own images: a folder of image files as a streaming ``tf.data.Dataset``.
+
+Two layouts are understood:
+
+* **unlabeled**: every image file anywhere under the folder, e.g. ``photos/**/*.jpg``. SimCLR
+  needs nothing more: it learns from the images alone.
+* **labeled**: one subfolder per class, e.g. ``train/cat/*.png``, ``train/dog/*.png``. The
+  labels are the subfolder names, numbered in alphabetical order (``class_names[label]``), and
+  are used to evaluate the learned representation.
+
+The folder is handled in two steps. :func:`list_image_folder` walks it and reads only the first
+bytes of every file to recognise PNG, JPEG, BMP, GIF and WebP files by their signature (not by
+their extension). Other files are reported in one :class:`UnreadableImageWarning` that names
+them, and skipped; hidden files and folders (names starting with ".") are ignored silently.
+
+:func:`load_image_folder` then streams the listed files: ``tf.data`` reads and decodes each file
+in ``Dataset.map`` only when it is needed, so a folder of any size never sits in memory. A file
+whose signature looked right can still fail to decode (truncated, corrupt). Such a file is
+dropped from the stream and named in an :class:`UnreadableImageWarning` the first time it is
+met; the rest of the folder is unaffected.
+
+Every image comes out as RGB (grayscale is repeated into three channels, the alpha channel of
+RGBA is dropped, palette colours are looked up, an animated GIF gives its first frame) and is
+resized to ``image_size`` (bilinear with antialiasing; the aspect ratio is not kept).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import tensorflow as tf
+
+__all__ = [
+    "ImageFolder",
+    "UnreadableImageWarning",
+    "list_image_folder",
+    "load_image_folder",
+]
+
+_HEADER_BYTES = 64
+
+
+class UnreadableImageWarning(UserWarning):
+    """Files in an image folder were skipped because they are not readable images."""
+
+
+@dataclass(frozen=True)
+class ImageFolder:
+    """What :func:`list_image_folder` found in a folder.
+
+    Attributes:
+        root: the folder.
+        file_paths: the image files to load, sorted (by class folder first when labeled).
+        labels: the class index of each file, or None for an unlabeled folder.
+        class_names: the class folder names, in label order (empty when unlabeled).
+        skipped: ``(path, reason)`` of every file that was not recognised as an image.
+    """
+
+    root: str
+    file_paths: tuple[str, ...]
+    labels: tuple[int, ...] | None
+    class_names: tuple[str, ...]
+    skipped: tuple[tuple[str, str], ...]
+
+    @property
+    def labeled(self) -> bool:
+        return self.labels is not None
+
+
+def _image_format_problem(path: str) -> str | None:
+    """Why ``path`` is not a usable image file, from its first bytes only; None if it looks fine.
+
+    TensorFlow's BMP decoder reads an 8-bit BMP as grayscale and ignores its colour table, so
+    an 8-bit BMP is only accepted when that table is the grey ramp (entry i is (i, i, i)).
+    """
+    try:
+        with open(path, "rb") as handle:
+            header = handle.read(_HEADER_BYTES)
+            table = b""
+            if header.startswith(b"BM") and len(header) >= 50 and header[28] == 8:
+                dib_size = int.from_bytes(header[14:18], "little")
+                colours = int.from_bytes(header[46:50], "little") or 256
+                handle.seek(14 + dib_size)
+                table = handle.read(4 * min(colours, 256))
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    if not header:
+        return "empty file"
+    if header.startswith((b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a")):
+        return None
+    if header.startswith(b"RIFF") and header[8:12] == b"WEBP":
+        return None
+    if header.startswith(b"BM") and len(header) >= 50:
+        # BITMAPCOREHEADER (12 bytes, OS/2) keeps the bit depth elsewhere: leave it to the decoder.
+        if int.from_bytes(header[14:18], "little") == 12:
+            return None
+        bits_per_pixel = header[28]
+        if bits_per_pixel < 8:
+            return f"{bits_per_pixel}-bit BMP, which TensorFlow cannot decode; convert it to PNG"
+        grey_ramp = b"".join(bytes((i, i, i, 0)) for i in range(len(table) // 4))
+        if bits_per_pixel == 8 and (not table or table != grey_ramp):
+            return "8-bit colour-palette BMP, which TensorFlow decodes as grey; convert it to PNG"
+        return None
+    return "not a PNG, JPEG, BMP, GIF or WebP image"
+
+
+def _walk_files(folder: Path) -> list[str]:
+    """Every non-hidden file under ``folder``, recursively, sorted."""
+    found = []
+    for directory, subdirectories, files in os.walk(folder):
+        subdirectories[:] = sorted(name for name in subdirectories if not name.startswith("."))
+        found.extend(os.path.join(directory, name) for name in files if not name.startswith("."))
+    return sorted(found)
+
+
+def _check_folder(path: str | os.PathLike) -> Path:
+    folder = Path(path).expanduser()
+    if not folder.exists():
+        raise FileNotFoundError(
+            f"path={os.fspath(path)!r} does not exist; pass a folder of images."
+        )
+    if not folder.is_dir():
+        raise FileNotFoundError(
+            f"path={os.fspath(path)!r} is a file, not a folder. Pass the folder that contains "
+            "the images (for one image, put it in a folder of its own)."
+        )
+    return folder
+
+
+def list_image_folder(
+    path: str | os.PathLike,
+    labeled: bool | None = None,
+    class_names: Sequence[str] | None = None,
+) -> ImageFolder:
+    """Finds the image files under ``path`` and, for a labeled folder, their classes.
+
+    Args:
+        path: the folder.
+        labeled: True for one subfolder per class, False to take every image under ``path``
+            without labels, None to decide from the layout: labeled when there is no image
+            directly in ``path`` and at least one subfolder holds images.
+        class_names: for a labeled folder, the class subfolders to use, in label order (so
+            that a training and a test folder number their classes alike). None means every
+            non-hidden subfolder, sorted alphabetically.
+
+    Returns:
+        An :class:`ImageFolder` listing.
+
+    Raises:
+        FileNotFoundError: if ``path`` is missing, is a file, or holds no files at all, or if
+            a folder in ``class_names`` does not exist.
+        ValueError: if no file under ``path`` is a readable image, or if ``labeled=True`` but
+            the layout is not one subfolder per class.
+    """
+    return _list_image_folder(path, labeled, class_names)
+
+
+def _list_image_folder(
+    path: str | os.PathLike,
+    labeled: bool | None,
+    class_names: Sequence[str] | None,
+) -> ImageFolder:
+    """:func:`list_image_folder`. Its warnings (stacklevel 3) name the line of user code that
+    called :func:`list_image_folder` or :func:`load_image_folder`."""
+    folder = _check_folder(path)
+    files = _walk_files(folder)
+    if not files:
+        raise FileNotFoundError(
+            f"path={os.fspath(path)!r} contains no files. Put PNG, JPEG, BMP, GIF or WebP images "
+            "in it (or one subfolder of images per class)."
+        )
+    problems = {file: _image_format_problem(file) for file in files}
+    skipped = tuple((file, reason) for file, reason in problems.items() if reason is not None)
+    images = [file for file, reason in problems.items() if reason is None]
+    if not images:
+        listing = "; ".join(f"{file}: {reason}" for file, reason in skipped[:10])
+        raise ValueError(
+            f"path={os.fspath(path)!r}: none of its {len(files)} file(s) is a readable PNG, JPEG, "
+            f"BMP, GIF or WebP image ({listing}{'; ...' if len(skipped) > 10 else ''})."
+        )
+    if skipped:
+        warnings.warn(
+            UnreadableImageWarning(
+                f"Skipped {len(skipped)} file(s) under {os.fspath(path)} that are not readable "
+                "images: " + "; ".join(f"{file} ({reason})" for file, reason in skipped)
+            ),
+            stacklevel=3,
+        )
+
+    loose = [file for file in images if Path(file).parent == folder]
+    if labeled is None:
+        labeled = not loose
+    if not labeled:
+        return ImageFolder(os.fspath(folder), tuple(images), None, (), skipped)
+
+    if loose:
+        raise ValueError(
+            f"labeled=True needs one subfolder per class, but path={os.fspath(path)!r} has "
+            f"{len(loose)} image(s) directly inside it (e.g. {Path(loose[0]).name}). Move them "
+            "into class subfolders, or pass labeled=False to load them without labels."
+        )
+    if class_names is None:
+        class_names = sorted(
+            entry.name
+            for entry in folder.iterdir()
+            if entry.is_dir() and not entry.name.startswith(".")
+        )
+    else:
+        class_names = list(class_names)
+        absent = [name for name in class_names if not (folder / name).is_dir()]
+        if absent:
+            raise FileNotFoundError(
+                f"class_names lists folder(s) {absent} that do not exist under {os.fspath(folder)}."
+            )
+    class_of = {name: label for label, name in enumerate(class_names)}
+    paths, labels = [], []
+    for file in images:
+        label = class_of.get(Path(file).relative_to(folder).parts[0])
+        if label is not None:
+            paths.append(file)
+            labels.append(label)
+    counts = Counter(labels)
+    empty = [name for label, name in enumerate(class_names) if counts[label] == 0]
+    if len(empty) == len(class_names):
+        raise ValueError(f"path={os.fspath(path)!r}: no class folder holds a readable image.")
+    if empty:
+        warnings.warn(
+            UnreadableImageWarning(
+                f"Class folder(s) without readable images under {os.fspath(path)}: "
+                f"{', '.join(empty)}. They keep their label numbers but have no examples."
+            ),
+            stacklevel=3,
+        )
+    return ImageFolder(os.fspath(folder), tuple(paths), tuple(labels), tuple(class_names), skipped)
+
+
+def _image_size(image_size: int | Sequence[int]) -> tuple[int, int]:
+    if isinstance(image_size, int):
+        size = (image_size, image_size)
+    elif isinstance(image_size, Sequence) and not isinstance(image_size, str):
+        size = tuple(image_size)
+    else:
+        size = ()
+    if len(size) != 2 or not all(
+        isinstance(side, int) and not isinstance(side, bool) and side > 0 for side in size
+    ):
+        raise ValueError(
+            f"image_size must be a positive int or a (height, width) pair of positive ints; "
+            f"received image_size={image_size!r}."
+        )
+    return size
+
+
+class _DecodeFailureReport:
+    """Warns once per file that failed to decode (called from inside the tf.data pipeline)."""
+
+    def __init__(self) -> None:
+        self.reported: set[str] = set()
+
+    def __call__(self, path: tf.Tensor) -> bool:
+        name = path.numpy().decode()
+        if name not in self.reported:
+            self.reported.add(name)
+            warnings.warn(
+                UnreadableImageWarning(
+                    f"Skipped {name}: it has an image signature but could not be decoded "
+                    "(truncated or corrupt file, or a variant TensorFlow does not support)."
+                ),
+                stacklevel=1,
+            )
+        return False
+
+
+def load_image_folder(
+    path: str | os.PathLike | ImageFolder,
+    image_size: int | Sequence[int],
+    labeled: bool | None = None,
+    class_names: Sequence[str] | None = None,
+    shuffle_files: bool = True,
+    seed: int = 0,
+) -> tf.data.Dataset:
+    """Streams the images of a folder as a ``tf.data.Dataset``.
+
+    Args:
+        path: the folder, or a listing returned by :func:`list_image_folder`.
+        image_size: output size, an int for square images or ``(height, width)``.
+        labeled: see :func:`list_image_folder` (ignored when ``path`` is a listing).
+        class_names: see :func:`list_image_folder` (ignored when ``path`` is a listing).
+        shuffle_files: visit the files in a new seeded random order on every pass. Only file
+            names are shuffled, which is cheap and mixes the classes fully; False keeps the
+            sorted order.
+        seed: seed of that order.
+
+    Returns:
+        A dataset of uint8 images [height, width, 3] for an unlabeled folder, or of
+        ``(image, label)`` pairs with int64 scalar labels for a labeled one. It carries two
+        attributes, as Keras's ``image_dataset_from_directory`` does: ``class_names`` (tuple,
+        empty when unlabeled) and ``file_paths``. They are lost by any further transformation
+        (``.map``, ``.batch``, ...); :func:`list_image_folder` gives them too.
+
+    Raises:
+        FileNotFoundError, ValueError: as :func:`list_image_folder`, and ``ValueError`` for an
+            invalid ``image_size``.
+    """
+    height, width = _image_size(image_size)
+    if isinstance(path, ImageFolder):
+        folder = path
+    else:
+        folder = _list_image_folder(path, labeled, class_names)
+    report = _DecodeFailureReport()
+
+    def decode(file_path: tf.Tensor) -> tf.Tensor:
+        image = tf.io.decode_image(tf.io.read_file(file_path), channels=3, expand_animations=False)
+        image = tf.image.resize(image, (height, width), antialias=True)
+        return tf.cast(tf.clip_by_value(tf.round(image), 0.0, 255.0), tf.uint8)
+
+    paths = tf.constant(folder.file_paths)
+    labels = tf.constant(folder.labels if folder.labeled else [], dtype=tf.int64)
+
+    def decode_or_flag(index: tf.Tensor) -> tf.data.Dataset:
+        # A one-element dataset: (image, True, index), or (blank image, False, index) when
+        # decoding raises. ignore_errors() swallows the error; the index still names the file.
+        decoded = tf.data.Dataset.from_tensors(paths[index]).map(lambda p: (decode(p), True))
+        failed = tf.data.Dataset.from_tensors((tf.zeros((height, width, 3), tf.uint8), False))
+        flagged = decoded.ignore_errors().concatenate(failed).take(1)
+        return flagged.map(lambda image, ok: (image, ok, index))
+
+    def keep(image: tf.Tensor, ok: tf.Tensor, index: tf.Tensor) -> tf.Tensor:
+        def report_failure() -> tf.Tensor:
+            return tf.ensure_shape(tf.py_function(report, [paths[index]], tf.bool), ())
+
+        return tf.cond(ok, lambda: tf.constant(True), report_failure)
+
+    indices = tf.data.Dataset.range(len(folder.file_paths))
+    if shuffle_files:
+        indices = indices.shuffle(len(folder.file_paths), seed=seed, reshuffle_each_iteration=True)
+    # interleave() runs decode_or_flag on several files in parallel; deterministic=True keeps
+    # the order of `indices`.
+    dataset = indices.interleave(
+        decode_or_flag,
+        cycle_length=tf.data.AUTOTUNE,
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    ).filter(keep)
+    if folder.labeled:
+        dataset = dataset.map(lambda image, ok, index: (image, labels[index]))
+    else:
+        dataset = dataset.map(lambda image, ok, index: image)
+    dataset.class_names = folder.class_names
+    dataset.file_paths = folder.file_paths
+    return dataset

@@ -1,0 +1,165 @@
+"""Batches for training: shuffle, batch and prefetch uint8 images with ``tf.data``.
+
+:func:`make_dataset` is the last step before the model. It takes images held in memory (a
+numpy array, such as :func:`~simclr_tf.data.cifar10.load_cifar10` returns) or a streaming
+dataset (such as :func:`~simclr_tf.data.image_folder.load_image_folder` returns) and yields
+batches of uint8 images, with their labels when there are labels. It does no augmentation:
+SimCLR's two random views of every image are made on the whole batch, on the accelerator, by
+:mod:`simclr_tf.augment`, which is much faster than one image at a time in the input pipeline.
+
+Arrays are shuffled through their indices: a full random permutation per pass costs one int64
+per image, and each batch is gathered in one step. Streaming datasets are shuffled with a
+buffer (``Dataset.shuffle``) whose size is bounded by the memory it takes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+__all__ = ["make_dataset"]
+
+_SHUFFLE_BUFFER_BYTES = 256 * 2**20
+_MIN_SHUFFLE_BUFFER = 1_000
+
+
+def _check_batch_size(batch_size: int, num_examples: int | None, drop_remainder: bool) -> None:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
+        raise ValueError(f"batch_size must be an int; received batch_size={batch_size!r}.")
+    if batch_size <= 0:
+        raise ValueError(f"batch_size must be > 0; received batch_size={batch_size!r}.")
+    if drop_remainder and num_examples is not None and batch_size > num_examples:
+        raise ValueError(
+            f"batch_size={batch_size} is larger than the {num_examples} examples, so with "
+            "drop_remainder=True not a single batch would be produced. Lower batch_size or pass "
+            "drop_remainder=False."
+        )
+
+
+def _from_arrays(
+    images: np.ndarray, labels: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    images = np.asarray(images)
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
+        raise ValueError(
+            "source must be uint8 images of shape [N, height, width, 3]; received "
+            f"{images.dtype} of shape {images.shape}. Convert float images in [0, 1] with "
+            "np.round(images * 255).astype(np.uint8)."
+        )
+    if labels is None:
+        return images, None
+    labels = np.asarray(labels)
+    if labels.ndim == 2 and labels.shape[1] == 1:  # Keras-style [N, 1] column.
+        labels = labels[:, 0]
+    if labels.shape != (len(images),) or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(
+            f"labels must be {len(images)} integers (shape [N] or [N, 1]) to match the images; "
+            f"received {labels.dtype} of shape {labels.shape}."
+        )
+    return images, labels.astype(np.int64)
+
+
+def _element_image_spec(dataset: tf.data.Dataset) -> tf.TensorSpec:
+    """The image part of a dataset's elements: ``image`` or ``(image, label)``."""
+    spec = dataset.element_spec
+    image_spec = spec[0] if isinstance(spec, tuple) and len(spec) == 2 else spec
+    if not (
+        isinstance(image_spec, tf.TensorSpec)
+        and image_spec.dtype == tf.uint8
+        and image_spec.shape.rank == 3
+    ):
+        raise ValueError(
+            "source dataset must yield uint8 images [height, width, channels], or (image, label) "
+            f"pairs; its elements are {spec}."
+        )
+    return image_spec
+
+
+def _default_shuffle_buffer(image_spec: tf.TensorSpec, num_examples: int | None) -> int:
+    """As many images as fit in 256 MiB (at least 1,000), and no more than the data set."""
+    if image_spec.shape.is_fully_defined():
+        bytes_per_image = int(np.prod(image_spec.shape.as_list()))
+        buffer = max(_MIN_SHUFFLE_BUFFER, _SHUFFLE_BUFFER_BYTES // bytes_per_image)
+    else:
+        buffer = _MIN_SHUFFLE_BUFFER
+    return buffer if num_examples is None else max(1, min(buffer, num_examples))
+
+
+def make_dataset(
+    source: np.ndarray | tf.data.Dataset,
+    labels: np.ndarray | None = None,
+    batch_size: int = 256,
+    shuffle: bool = True,
+    seed: int = 0,
+    drop_remainder: bool = True,
+    repeat: bool = False,
+    shuffle_buffer: int | None = None,
+) -> tf.data.Dataset:
+    """Turns images into shuffled, batched, prefetched uint8 batches.
+
+    Every pass over the returned dataset (every epoch) visits the examples in a new order;
+    the sequence of orders is fixed by ``seed``, so two datasets built alike yield the same
+    batches. Batches never straddle two epochs.
+
+    Args:
+        source: uint8 images [N, height, width, 3] as a numpy array, or a ``tf.data.Dataset``
+            of uint8 images [height, width, channels] or of ``(image, label)`` pairs (as
+            :func:`load_image_folder` returns).
+        labels: int [N] (or Keras's [N, 1]) labels of array images; must be None for a dataset,
+            whose labels travel with its images.
+        batch_size: images per batch (> 0).
+        shuffle: shuffle the examples on every pass.
+        seed: seed of the shuffling.
+        drop_remainder: drop the last, smaller batch of every pass, so all batches have
+            ``batch_size`` images (what a training step with a fixed batch wants).
+        repeat: repeat the passes forever.
+        shuffle_buffer: for a dataset source, the number of images held for shuffling; None
+            means as many as fit in 256 MiB (at least 1,000). Arrays are always shuffled fully.
+
+    Returns:
+        A dataset of ``images`` uint8 [batch, height, width, 3] when there are no labels, or of
+        ``(images, labels)`` with int64 labels [batch] when there are.
+
+    Raises:
+        ValueError: for a non-positive ``batch_size``, a ``batch_size`` above the number of
+            examples with ``drop_remainder=True``, non-uint8 images, labels that do not match
+            the images, or labels given with a dataset source.
+    """
+    if isinstance(source, tf.data.Dataset):
+        if labels is not None:
+            raise ValueError(
+                "labels must be None when source is a tf.data.Dataset: yield (image, label) "
+                "pairs from the dataset instead."
+            )
+        image_spec = _element_image_spec(source)
+        cardinality = int(source.cardinality())
+        if cardinality >= 0:
+            num_examples: int | None = cardinality
+        elif hasattr(source, "file_paths"):  # load_image_folder: at most one per listed file.
+            num_examples = len(source.file_paths)
+        else:
+            num_examples = None
+        _check_batch_size(batch_size, num_examples, drop_remainder)
+        dataset = source
+        if shuffle:
+            buffer = shuffle_buffer or _default_shuffle_buffer(image_spec, num_examples)
+            dataset = dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+        dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+    else:
+        images, labels = _from_arrays(source, labels)
+        _check_batch_size(batch_size, len(images), drop_remainder)
+        images_tensor = tf.constant(images)
+        labels_tensor = None if labels is None else tf.constant(labels)
+
+        def gather(indices: tf.Tensor) -> tf.Tensor | tuple[tf.Tensor, tf.Tensor]:
+            batch = tf.gather(images_tensor, indices)
+            return batch if labels_tensor is None else (batch, tf.gather(labels_tensor, indices))
+
+        dataset = tf.data.Dataset.range(len(images))
+        if shuffle:
+            dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+        dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+        dataset = dataset.map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if repeat:
+        dataset = dataset.repeat()
+    return dataset.prefetch(tf.data.AUTOTUNE)
