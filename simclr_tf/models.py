@@ -1,0 +1,301 @@
+"""The two networks SimCLR trains: the base encoder f and the projection head g.
+
+SimCLR (Chen et al., 2020) passes two augmented views of each image through the same
+**encoder** ``f`` to get representations ``h = f(x)``, then through a small MLP, the
+**projection head** ``g``, to get ``z = g(h)``, on which the contrastive loss is computed.
+After pre-training the head is thrown away: ``h`` is the representation that downstream tasks
+(the linear probe, fine-tuning) use, and it is better than ``z`` for them (paper, section 4.2).
+
+Encoders (all take float images in ``[0, 1]`` of shape ``[B, H, W, 3]`` and return ``h`` of
+shape ``[B, D]`` in float32):
+
+* ``resnet18``, ``resnet34``: ResNet v1 with basic blocks (two 3x3 convolutions),
+  ``D = 512 * width``.
+* ``resnet50``: ResNet v1 with bottleneck blocks (1x1, 3x3, 1x1 with 4x expansion),
+  ``D = 2048 * width``. As in most modern implementations (and SimCLR's own), a stage's
+  stride sits on the 3x3 convolution of its first block ("v1.5"); parameter counts are the same.
+* ``small_cnn``: a plain CNN for fast runs on a laptop CPU: a 32-channel stem, then three
+  stages of two 3x3 convolutions (64, 128 and 256 channels; the first of each stage has stride
+  2, so 32x32 images are processed at 16x16, 8x8 and 4x4), each with BatchNorm and ReLU,
+  ``D = 256 * width``. It costs about 13x fewer multiply-adds than the CIFAR ResNet-18
+  (43 M against 555 M per 32x32 image) and runs several times faster on a 2-core CPU
+  (``benchmarks/bare_step.py``).
+
+The **width multiplier** multiplies the number of channels of every convolution (SimCLR's
+ResNet-50 (2x) and (4x)). The **stem**, the first layer(s) of the encoder, depends on the image
+size: ImageNet-sized images go through a 7x7 stride-2 convolution and a 3x3 stride-2 max-pool,
+which shrink them 4x at once; for 32x32 CIFAR images that would throw away most of the
+picture, so the CIFAR stem is a single 3x3 stride-1 convolution without max-pool (paper,
+appendix B.9). ``stem="auto"`` picks the CIFAR stem for images of 32 px or less.
+
+Details that matter for training:
+
+* Images are rescaled from ``[0, 1]`` to ``[-1, 1]`` by the first layer, so no data statistics
+  are needed at run time.
+* Convolutions have no bias (the BatchNorm after each one has its own shift ``beta``).
+* The last BatchNorm of every residual block starts with ``gamma = 0``, so each block starts as
+  the identity, which makes early training of deep ResNets more stable (Goyal et al., 2017;
+  the SimCLR code does the same).
+* BatchNorm uses momentum 0.9 and epsilon 1e-5 as in SimCLR. With
+  ``synchronized_batchnorm=True`` its batch statistics are computed over the global batch of
+  all replicas of a ``tf.distribute`` strategy ("global BN", paper section B.1), so that a
+  replica cannot find a shortcut to the contrastive task through its local batch statistics.
+* Under a mixed-precision policy (``keras.mixed_precision.set_global_policy``, called before
+  the models are built) the convolutions run in float16/bfloat16, BatchNorm computes its
+  statistics in float32 (Keras does this itself), and both models end with a float32 layer, so
+  ``h`` and ``z`` are always float32.
+"""
+
+from __future__ import annotations
+
+import keras
+
+ENCODER_NAMES = ("resnet18", "resnet34", "resnet50", "small_cnn")
+STEM_NAMES = ("auto", "cifar", "imagenet")
+
+# Largest image side for which stem="auto" picks the CIFAR stem.
+CIFAR_STEM_MAX_IMAGE_SIZE = 32
+
+BATCH_NORM_MOMENTUM = 0.9
+BATCH_NORM_EPSILON = 1e-5
+
+# (block type, blocks per stage) of each ResNet; stages have 64, 128, 256, 512 base channels.
+_RESNET_LAYOUTS = {
+    "resnet18": ("basic", (2, 2, 2, 2)),
+    "resnet34": ("basic", (3, 4, 6, 3)),
+    "resnet50": ("bottleneck", (3, 4, 6, 3)),
+}
+_RESNET_STAGE_CHANNELS = (64, 128, 256, 512)
+_BOTTLENECK_EXPANSION = 4
+
+# small_cnn: a 32-channel stem, then stages of two 3x3 convolutions, the first with stride 2.
+_SMALL_CNN_STEM_CHANNELS = 32
+_SMALL_CNN_STAGE_CHANNELS = (64, 128, 256)
+
+
+def resolve_stem(stem: str, image_size: int) -> str:
+    """Returns the stem to use, "cifar" or "imagenet", resolving "auto" by image size.
+
+    Args:
+        stem: "auto", "cifar" or "imagenet".
+        image_size: side of the square input images, in pixels.
+
+    Returns:
+        "cifar" for ``stem="auto"`` and images of at most 32 px, "imagenet" for larger ones,
+        else ``stem`` itself.
+
+    Raises:
+        ValueError: for an unknown ``stem``.
+    """
+    if stem not in STEM_NAMES:
+        raise ValueError(f"stem must be one of {', '.join(STEM_NAMES)}; received stem={stem!r}.")
+    if stem != "auto":
+        return stem
+    return "cifar" if image_size <= CIFAR_STEM_MAX_IMAGE_SIZE else "imagenet"
+
+
+def _batch_norm(name: str, synchronized: bool, zero_gamma: bool = False) -> keras.layers.Layer:
+    """A BatchNorm layer with SimCLR's settings (optionally starting with gamma = 0)."""
+    return keras.layers.BatchNormalization(
+        momentum=BATCH_NORM_MOMENTUM,
+        epsilon=BATCH_NORM_EPSILON,
+        gamma_initializer="zeros" if zero_gamma else "ones",
+        synchronized=synchronized,
+        name=name,
+    )
+
+
+def _conv(channels: int, kernel_size: int, stride: int, name: str) -> keras.layers.Layer:
+    """A bias-free 'same'-padded convolution with He initialisation."""
+    return keras.layers.Conv2D(
+        channels,
+        kernel_size,
+        strides=stride,
+        padding="same",
+        use_bias=False,
+        kernel_initializer="he_normal",
+        name=name,
+    )
+
+
+def _conv_bn_relu(x, channels: int, kernel_size: int, stride: int, name: str, sync: bool):
+    x = _conv(channels, kernel_size, stride, f"{name}_conv")(x)
+    x = _batch_norm(f"{name}_bn", sync)(x)
+    return keras.layers.ReLU(name=f"{name}_relu")(x)
+
+
+def _stem(x, stem: str, channels: int, sync: bool):
+    """The first layers: 3x3 stride-1 conv (CIFAR) or 7x7 stride-2 conv + max-pool (ImageNet)."""
+    if stem == "cifar":
+        return _conv_bn_relu(x, channels, 3, 1, "stem", sync)
+    x = _conv_bn_relu(x, channels, 7, 2, "stem", sync)
+    return keras.layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool")(x)
+
+
+def _shortcut(x, out_channels: int, stride: int, name: str, sync: bool):
+    """Identity, or a 1x1 projection when the block changes the shape."""
+    if stride == 1 and x.shape[-1] == out_channels:
+        return x
+    x = _conv(out_channels, 1, stride, f"{name}_shortcut_conv")(x)
+    return _batch_norm(f"{name}_shortcut_bn", sync)(x)
+
+
+def _basic_block(x, channels: int, stride: int, name: str, sync: bool):
+    """Two 3x3 convolutions and a residual connection (ResNet-18/34)."""
+    shortcut = _shortcut(x, channels, stride, name, sync)
+    y = _conv_bn_relu(x, channels, 3, stride, f"{name}_1", sync)
+    y = _conv(channels, 3, 1, f"{name}_2_conv")(y)
+    y = _batch_norm(f"{name}_2_bn", sync, zero_gamma=True)(y)
+    y = keras.layers.Add(name=f"{name}_add")([shortcut, y])
+    return keras.layers.ReLU(name=f"{name}_out")(y)
+
+
+def _bottleneck_block(x, channels: int, stride: int, name: str, sync: bool):
+    """1x1 reduce, 3x3 (carrying the stride), 1x1 expand by 4, residual connection (ResNet-50)."""
+    out_channels = channels * _BOTTLENECK_EXPANSION
+    shortcut = _shortcut(x, out_channels, stride, name, sync)
+    y = _conv_bn_relu(x, channels, 1, 1, f"{name}_1", sync)
+    y = _conv_bn_relu(y, channels, 3, stride, f"{name}_2", sync)
+    y = _conv(out_channels, 1, 1, f"{name}_3_conv")(y)
+    y = _batch_norm(f"{name}_3_bn", sync, zero_gamma=True)(y)
+    y = keras.layers.Add(name=f"{name}_add")([shortcut, y])
+    return keras.layers.ReLU(name=f"{name}_out")(y)
+
+
+def _resnet_body(x, name: str, stem: str, width: int, sync: bool):
+    block_type, blocks_per_stage = _RESNET_LAYOUTS[name]
+    block = _basic_block if block_type == "basic" else _bottleneck_block
+    x = _stem(x, stem, 64 * width, sync)
+    for stage, (channels, blocks) in enumerate(
+        zip(_RESNET_STAGE_CHANNELS, blocks_per_stage, strict=True), start=1
+    ):
+        for index in range(1, blocks + 1):
+            stride = 2 if stage > 1 and index == 1 else 1
+            x = block(x, channels * width, stride, f"stage{stage}_block{index}", sync)
+    return x
+
+
+def _small_cnn_body(x, stem: str, width: int, sync: bool):
+    x = _stem(x, stem, _SMALL_CNN_STEM_CHANNELS * width, sync)
+    for stage, channels in enumerate(_SMALL_CNN_STAGE_CHANNELS, start=1):
+        x = _conv_bn_relu(x, channels * width, 3, 2, f"stage{stage}_1", sync)
+        x = _conv_bn_relu(x, channels * width, 3, 1, f"stage{stage}_2", sync)
+    return x
+
+
+def encoder_output_dim(name: str, width: int = 1) -> int:
+    """Width D of the representation ``h`` an encoder returns.
+
+    Args:
+        name: one of "resnet18", "resnet34", "resnet50", "small_cnn".
+        width: width multiplier.
+
+    Returns:
+        512 * width for ResNet-18/34, 2048 * width for ResNet-50, 256 * width for small_cnn.
+
+    Raises:
+        ValueError: for an unknown ``name``.
+    """
+    if name == "small_cnn":
+        return _SMALL_CNN_STAGE_CHANNELS[-1] * width
+    if name not in _RESNET_LAYOUTS:
+        raise ValueError(f"name must be one of {', '.join(ENCODER_NAMES)}; received name={name!r}.")
+    expansion = _BOTTLENECK_EXPANSION if _RESNET_LAYOUTS[name][0] == "bottleneck" else 1
+    return _RESNET_STAGE_CHANNELS[-1] * expansion * width
+
+
+def build_encoder(
+    name: str,
+    image_size: int,
+    width: int = 1,
+    stem: str = "auto",
+    synchronized_batchnorm: bool = False,
+) -> keras.Model:
+    """Builds the base encoder f (named "encoder").
+
+    Args:
+        name: "resnet18", "resnet34", "resnet50" or "small_cnn".
+        image_size: side of the square input images, in pixels (> 0).
+        width: width multiplier of every convolution (>= 1).
+        stem: "auto" (CIFAR stem for images of at most 32 px, else ImageNet stem), "cifar" or
+            "imagenet".
+        synchronized_batchnorm: compute BatchNorm statistics over all replicas of the current
+            ``tf.distribute`` strategy.
+
+    Returns:
+        A Keras model mapping float images in [0, 1], ``[B, image_size, image_size, 3]``, to the
+        global-average-pooled representation ``h``, ``[B, encoder_output_dim(name, width)]``,
+        float32 whatever the global dtype policy.
+
+    Raises:
+        ValueError: for an unknown ``name`` or ``stem``, ``image_size <= 0`` or ``width < 1``.
+    """
+    if name not in ENCODER_NAMES:
+        raise ValueError(f"name must be one of {', '.join(ENCODER_NAMES)}; received name={name!r}.")
+    if not isinstance(image_size, int) or image_size <= 0:
+        raise ValueError(
+            f"image_size must be a positive integer (pixels); received image_size={image_size!r}."
+        )
+    if not isinstance(width, int) or width < 1:
+        raise ValueError(f"width must be an integer >= 1; received width={width!r}.")
+    stem = resolve_stem(stem, image_size)
+
+    images = keras.Input(shape=(image_size, image_size, 3), name="images")
+    # [0, 1] -> [-1, 1]: a fixed affine map, no data statistics needed.
+    x = keras.layers.Rescaling(scale=2.0, offset=-1.0, name="rescale")(images)
+    if name == "small_cnn":
+        x = _small_cnn_body(x, stem, width, synchronized_batchnorm)
+    else:
+        x = _resnet_body(x, name, stem, width, synchronized_batchnorm)
+    x = keras.layers.GlobalAveragePooling2D(name="global_pool")(x)
+    representation = keras.layers.Activation("linear", dtype="float32", name="representation")(x)
+    return keras.Model(images, representation, name="encoder")
+
+
+def build_projection_head(
+    input_dim: int,
+    hidden_dim: int = 0,
+    output_dim: int = 128,
+    num_layers: int = 2,
+    synchronized_batchnorm: bool = False,
+) -> keras.Model:
+    """Builds the projection head g (named "projection_head").
+
+    ``num_layers - 1`` hidden layers (Dense without bias, BatchNorm, ReLU), then a linear Dense
+    layer to ``output_dim``. Two layers is SimCLR v1's head, three SimCLR v2's; one layer is a
+    linear projection.
+
+    Args:
+        input_dim: width of the representation h (> 0).
+        hidden_dim: width of the hidden layers; 0 means ``input_dim``.
+        output_dim: width of z (> 0); the paper uses 128.
+        num_layers: number of Dense layers (>= 1).
+        synchronized_batchnorm: compute BatchNorm statistics over all replicas.
+
+    Returns:
+        A Keras model mapping ``h`` ``[B, input_dim]`` to ``z`` ``[B, output_dim]``, float32.
+
+    Raises:
+        ValueError: if a size is out of range.
+    """
+    for arg_name, value, minimum in (
+        ("input_dim", input_dim, 1),
+        ("hidden_dim", hidden_dim, 0),
+        ("output_dim", output_dim, 1),
+        ("num_layers", num_layers, 1),
+    ):
+        if not isinstance(value, int) or value < minimum:
+            raise ValueError(
+                f"{arg_name} must be an integer >= {minimum}; received {arg_name}={value!r}."
+            )
+    hidden_dim = hidden_dim or input_dim
+
+    representation = keras.Input(shape=(input_dim,), name="representation")
+    x = representation
+    for index in range(1, num_layers):
+        x = keras.layers.Dense(hidden_dim, use_bias=False, name=f"hidden{index}_dense")(x)
+        x = _batch_norm(f"hidden{index}_bn", synchronized_batchnorm)(x)
+        x = keras.layers.ReLU(name=f"hidden{index}_relu")(x)
+    x = keras.layers.Dense(output_dim, name="output_dense")(x)
+    projection = keras.layers.Activation("linear", dtype="float32", name="projection")(x)
+    return keras.Model(representation, projection, name="projection_head")
