@@ -1,0 +1,201 @@
+"""Regenerates the figures in ``imgs/`` from code: ``make figures`` (or this script) runs it.
+
+Every figure the README and the notebooks show is drawn here, never by hand, so that it can be
+rebuilt and reviewed like any other code. Each figure is one function registered in
+``FIGURES`` under the file name it writes; add new figures the same way.
+
+    .venv/bin/python scripts/make_figures.py              # every figure
+    .venv/bin/python scripts/make_figures.py simclr_framework.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import matplotlib  # noqa: E402
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.patches import FancyArrowPatch, FancyBboxPatch  # noqa: E402
+
+IMGS_DIR = Path(__file__).resolve().parents[1] / "imgs"
+
+FIGURES: dict[str, Callable[[Path], None]] = {}
+
+
+def figure(name: str) -> Callable[[Callable[[Path], None]], Callable[[Path], None]]:
+    """Registers a function that writes ``imgs/<name>``."""
+
+    def register(function: Callable[[Path], None]) -> Callable[[Path], None]:
+        FIGURES[name] = function
+        return function
+
+    return register
+
+
+# -- The SimCLR framework (notebooks/00_motivation.ipynb) ------------------------------------
+
+_FRAMEWORK_IMAGE_INDEX = 0  # a training image of the bundled sample (a horse)
+_FRAMEWORK_SEED = 3
+
+
+def _framework_images():
+    """One image of the bundled sample and two SimCLR views of it (CIFAR-10 recipe)."""
+    import simclr_tf as st
+
+    (images, labels), _ = st.data.load_sample()
+    image = images[_FRAMEWORK_IMAGE_INDEX : _FRAMEWORK_IMAGE_INDEX + 1]
+    config = st.augment.AugmentConfig.preset("cifar")
+    view_i, view_j = st.augment.two_views(image, _FRAMEWORK_SEED, 0, config)
+    name = st.data.CIFAR10_CLASSES[int(labels[_FRAMEWORK_IMAGE_INDEX])]
+    return image[0], view_i.numpy()[0], view_j.numpy()[0], name
+
+
+def _box(axes, centre, size, text, colour, fontsize=11):
+    x, y = centre
+    width, height = size
+    axes.add_patch(
+        FancyBboxPatch(
+            (x - width / 2, y - height / 2),
+            width,
+            height,
+            boxstyle="round,pad=0.01,rounding_size=0.02",
+            facecolor=colour,
+            edgecolor="0.25",
+            linewidth=1.2,
+        )
+    )
+    axes.text(x, y, text, ha="center", va="center", fontsize=fontsize)
+
+
+def _arrow(axes, start, end, text=None, offset=(0.0, 0.03), style="-|>", colour="0.2", **kw):
+    axes.add_patch(
+        FancyArrowPatch(
+            start, end, arrowstyle=style, mutation_scale=14, color=colour, linewidth=1.4, **kw
+        )
+    )
+    if text:
+        middle = ((start[0] + end[0]) / 2 + offset[0], (start[1] + end[1]) / 2 + offset[1])
+        axes.text(*middle, text, ha="center", va="bottom", fontsize=10, color="0.15")
+
+
+def _thumbnail(figure, axes, centre, width, height, image, title):
+    """Draws an image in a ``width`` x ``height`` box (axes coordinates) around ``centre``."""
+    x0, y0 = axes.transAxes.transform((centre[0] - width / 2, centre[1] - height / 2))
+    x1, y1 = axes.transAxes.transform((centre[0] + width / 2, centre[1] + height / 2))
+    to_figure = figure.transFigure.inverted()
+    (fx0, fy0), (fx1, fy1) = to_figure.transform((x0, y0)), to_figure.transform((x1, y1))
+    inset = figure.add_axes((fx0, fy0, fx1 - fx0, fy1 - fy0))
+    inset.imshow(image, interpolation="nearest")
+    inset.set_xticks([])
+    inset.set_yticks([])
+    inset.set_title(title, fontsize=10, pad=3)
+
+
+@figure("simclr_framework.png")
+def simclr_framework(path: Path) -> None:
+    """x -> t(x) -> f -> h -> g -> z on two branches, joined by the contrastive loss."""
+    image, view_i, view_j, name = _framework_images()
+    width_inches, height_inches = 12.0, 5.2
+    fig = plt.figure(figsize=(width_inches, height_inches))
+    axes = fig.add_axes((0, 0, 1, 1))
+    axes.set_xlim(0, 1)
+    axes.set_ylim(0, 1)
+    axes.axis("off")
+    # Square thumbnails: a width of w axes units is w * 12 inches, as tall as w * 12 / 5.2.
+    thumb_w = 0.075
+    thumb_h = thumb_w * width_inches / height_inches
+
+    top, bottom, middle = 0.72, 0.26, 0.49
+    x_image, x_view, x_f, x_h, x_g, x_z = 0.07, 0.24, 0.38, 0.52, 0.66, 0.79
+    _thumbnail(fig, axes, (x_image, middle), thumb_w, thumb_h, image, f"image $x$ ({name})")
+    for row, view, suffix in ((top, view_i, "i"), (bottom, view_j, "j")):
+        _thumbnail(
+            fig, axes, (x_view, row), thumb_w, thumb_h, view, rf"view $\tilde{{x}}_{suffix}$"
+        )
+        going_up = row > middle
+        _arrow(
+            axes,
+            (x_image + thumb_w / 2 + 0.005, middle + (0.05 if going_up else -0.05)),
+            (x_view - thumb_w / 2 - 0.01, row),
+        )
+        axes.text(
+            (x_image + x_view) / 2 - 0.005,
+            (middle + row) / 2 + (0.03 if going_up else -0.07),
+            rf"$t_{suffix} \sim \mathcal{{T}}$",
+            ha="right",
+            fontsize=11,
+        )
+        _box(axes, (x_f, row), (0.1, 0.16), "encoder\n$f(\\cdot)$", "#cfe2f3")
+        _box(axes, (x_h, row), (0.07, 0.12), f"$h_{suffix}$", "#d9ead3", fontsize=13)
+        _box(axes, (x_g, row), (0.1, 0.16), "projection\nhead $g(\\cdot)$", "#fce5cd")
+        _box(axes, (x_z, row), (0.07, 0.12), f"$z_{suffix}$", "#f4cccc", fontsize=13)
+        _arrow(axes, (x_view + thumb_w / 2 + 0.01, row), (x_f - 0.05, row))
+        _arrow(axes, (x_f + 0.05, row), (x_h - 0.035, row))
+        _arrow(axes, (x_h + 0.035, row), (x_g - 0.05, row))
+        _arrow(axes, (x_g + 0.05, row), (x_z - 0.035, row))
+    # Shared weights between the two branches.
+    for x in (x_f, x_g):
+        axes.plot([x, x], [bottom + 0.09, top - 0.09], linestyle=":", color="0.4")
+        axes.text(x + 0.006, middle, "shared\nweights", fontsize=9, va="center", color="0.3")
+    # The loss joins the two projections.
+    x_loss = x_z + 0.05
+    axes.plot([x_z + 0.035, x_loss], [top, top], color="C3", linewidth=1.4)
+    axes.plot([x_z + 0.035, x_loss], [bottom, bottom], color="C3", linewidth=1.4)
+    _arrow(axes, (x_loss, top), (x_loss, bottom), style="<|-|>", colour="C3")
+    axes.text(
+        x_loss + 0.012,
+        middle,
+        "maximise agreement\nof $z_i$ and $z_j$:\nNT-Xent loss, with the\nother images of the\n"
+        "batch as negatives",
+        fontsize=10,
+        va="center",
+        color="C3",
+    )
+    # What is kept and what is thrown away.
+    axes.text(
+        x_h,
+        bottom - 0.12,
+        "$h = f(x)$: the representation,\nkept for downstream tasks",
+        ha="center",
+        va="top",
+        fontsize=9.5,
+        color="#38761d",
+    )
+    axes.text(
+        x_g,
+        top + 0.12,
+        "$z = g(h)$: used only by the loss;\n$g$ is discarded after pretraining",
+        ha="center",
+        va="bottom",
+        fontsize=9.5,
+        color="#b45f06",
+    )
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "names", nargs="*", help=f"Figures to write (default: all): {', '.join(FIGURES)}."
+    )
+    args = parser.parse_args(argv)
+    unknown = sorted(set(args.names) - set(FIGURES))
+    if unknown:
+        parser.error(f"unknown figure(s) {', '.join(unknown)}; known: {', '.join(FIGURES)}.")
+    IMGS_DIR.mkdir(exist_ok=True)
+    for name in args.names or FIGURES:
+        FIGURES[name](IMGS_DIR / name)
+        print(f"wrote {IMGS_DIR / name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
