@@ -1,0 +1,143 @@
+"""Weighted k-nearest-neighbour classification on frozen features.
+
+The kNN monitor of instance-discrimination work (Wu et al., 2018), which lightly and
+solo-learn also report for SimCLR: nothing is trained. Every training image keeps its
+L2-normalised feature vector and its label (the "memory bank"). A test image is compared with
+all of them by cosine similarity, its ``k`` most similar training images vote for their
+labels, and each vote is weighted by ``exp(similarity / temperature)``, so that very similar
+neighbours count more. The predicted class is the one with the largest total weight.
+
+Because it needs no optimisation and has no hyper-parameter chosen on data, kNN accuracy is a
+cheap, stable signal of how well the representation groups images of the same class.
+
+Test images are processed in batches, so 10,000 test x 50,000 training similarities never
+sit in memory at once: each batch needs a ``[batch_size, N_train]`` block only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+DEFAULT_K = 200
+DEFAULT_TEMPERATURE = 0.1
+
+
+def _check_features(name: str, features: np.ndarray) -> np.ndarray:
+    features = np.asarray(features)
+    if features.ndim != 2 or features.shape[0] == 0:
+        raise ValueError(
+            f"{name} must be a non-empty 2-D array [N, D]; received shape {features.shape}."
+        )
+    return features.astype(np.float32, copy=False)
+
+
+def knn_predict(
+    train_features: np.ndarray,
+    train_labels: np.ndarray,
+    test_features: np.ndarray,
+    k: int = DEFAULT_K,
+    temperature: float = DEFAULT_TEMPERATURE,
+    num_classes: int | None = None,
+    batch_size: int = 512,
+) -> np.ndarray:
+    """Predicts a class for every test feature by a similarity-weighted vote of its neighbours.
+
+    Args:
+        train_features: memory bank, float ``[N_train, D]``.
+        train_labels: integer labels of the memory bank, ``[N_train]``.
+        test_features: queries, float ``[N_test, D]``.
+        k: neighbours that vote (> 0); clipped to ``N_train``.
+        temperature: vote weights are ``exp(cosine_similarity / temperature)`` (> 0).
+        num_classes: number of classes; by default ``max(train_labels) + 1``.
+        batch_size: queries per block of similarities (> 0).
+
+    Returns:
+        Predicted labels, int64 ``[N_test]``.
+
+    Raises:
+        ValueError: for arrays of the wrong shape or non-positive ``k``, ``temperature`` or
+            ``batch_size``.
+    """
+    train_features = _check_features("train_features", train_features)
+    test_features = _check_features("test_features", test_features)
+    train_labels = np.asarray(train_labels).astype(np.int64).reshape(-1)
+    if train_labels.shape[0] != train_features.shape[0]:
+        raise ValueError(
+            f"train_labels has {train_labels.shape[0]} entries but train_features has "
+            f"{train_features.shape[0]} rows; they must match."
+        )
+    if train_features.shape[1] != test_features.shape[1]:
+        raise ValueError(
+            f"train_features have {train_features.shape[1]} dimensions but test_features have "
+            f"{test_features.shape[1]}; both must come from the same encoder."
+        )
+    for name, value in (("k", k), ("temperature", temperature), ("batch_size", batch_size)):
+        if not value > 0:
+            raise ValueError(f"{name} must be > 0; received {name}={value!r}.")
+    num_classes = int(num_classes or train_labels.max() + 1)
+    k = min(int(k), train_features.shape[0])
+
+    bank = tf.math.l2_normalize(tf.constant(train_features), axis=1)
+    bank_labels = tf.constant(train_labels)
+    predictions = np.empty(test_features.shape[0], dtype=np.int64)
+    for start in range(0, test_features.shape[0], batch_size):
+        queries = tf.math.l2_normalize(tf.constant(test_features[start : start + batch_size]), 1)
+        predictions[start : start + batch_size] = _vote(
+            queries, bank, bank_labels, k, float(temperature), num_classes
+        ).numpy()
+    return predictions
+
+
+def _vote(
+    queries: tf.Tensor,
+    bank: tf.Tensor,
+    bank_labels: tf.Tensor,
+    k: int,
+    temperature: float,
+    num_classes: int,
+) -> tf.Tensor:
+    """Weighted vote for one block of normalised queries ``[B, D]`` -> labels ``[B]``."""
+    similarity = tf.matmul(queries, bank, transpose_b=True)  # [B, N_train]
+    top_similarity, top_index = tf.math.top_k(similarity, k=k)  # [B, k]
+    weights = tf.exp(top_similarity / temperature)
+    votes = tf.one_hot(tf.gather(bank_labels, top_index), num_classes)  # [B, k, C]
+    scores = tf.reduce_sum(votes * weights[..., None], axis=1)  # [B, C]
+    return tf.argmax(scores, axis=1)
+
+
+def knn_accuracy(
+    train_features: np.ndarray,
+    train_labels: np.ndarray,
+    test_features: np.ndarray,
+    test_labels: np.ndarray,
+    k: int = DEFAULT_K,
+    temperature: float = DEFAULT_TEMPERATURE,
+    num_classes: int | None = None,
+    batch_size: int = 512,
+) -> float:
+    """Top-1 accuracy of :func:`knn_predict` on labelled test features.
+
+    Args:
+        train_features, train_labels, test_features, k, temperature, num_classes, batch_size:
+            as for :func:`knn_predict`.
+        test_labels: true labels of the test features, ``[N_test]``.
+
+    Returns:
+        The fraction of test images whose predicted class is right, in ``[0, 1]``.
+
+    Raises:
+        ValueError: as :func:`knn_predict`, or if ``test_labels`` does not match the test rows.
+    """
+    test_labels = np.asarray(test_labels).astype(np.int64).reshape(-1)
+    if test_labels.shape[0] != np.shape(test_features)[0]:
+        raise ValueError(
+            f"test_labels has {test_labels.shape[0]} entries but test_features has "
+            f"{np.shape(test_features)[0]} rows; they must match."
+        )
+    if num_classes is None:
+        num_classes = int(max(np.max(train_labels), test_labels.max()) + 1)
+    predictions = knn_predict(
+        train_features, train_labels, test_features, k, temperature, num_classes, batch_size
+    )
+    return float(np.mean(predictions == test_labels))
