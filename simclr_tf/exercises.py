@@ -283,7 +283,7 @@ def check_learning_rate_schedule(fn: Callable[..., Any], tolerance: float = 1e-5
 
     def body() -> CheckResult:
         errors = []
-        for peak, warmup, total in ((1.0, 10, 100), (0.3, 0, 50), (2e-3, 5, 5)):
+        for peak, warmup, total in ((1.0, 10, 100), (0.3, 0, 50), (2e-3, 5, 5), (0.5, 20, 8)):
             schedule = WarmupCosineDecay(peak, warmup, total)
             for step in sorted(
                 {

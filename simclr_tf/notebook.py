@@ -29,7 +29,6 @@ import dataclasses
 import os
 import shutil
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -192,7 +191,7 @@ _MODE_SETTINGS: dict[str, dict[str, Any]] = {
         "label_fractions": (0.1,),
         "finetune_epochs": 10,
         "tsne_points": 1000,
-        "downstream_epochs": 5,
+        "downstream_epochs": 20,
     },
     "full": {
         "dataset": "cifar10",
@@ -358,8 +357,42 @@ class LiveTrainingPlot:
         return figure
 
 
-def timed(function: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, float]:
-    """Calls ``function`` and returns ``(result, seconds)``."""
-    start = time.perf_counter()
-    result = function(*args, **kwargs)
-    return result, time.perf_counter() - start
+def show_images(
+    images: Any,
+    titles: list[str] | None = None,
+    columns: int | None = None,
+    size: float = 1.3,
+    row_labels: list[str] | None = None,
+):
+    """Shows a grid of images (uint8 0..255 or float 0..1) and returns the figure.
+
+    Args:
+        images: ``[N, H, W, 3]`` array or tensor, or a list of ``[H, W, 3]`` images.
+        titles: one title per image, or ``None``.
+        columns: images per row (default: all in one row).
+        size: side of one image, in inches.
+        row_labels: a label written left of each row, or ``None``.
+    """
+    import matplotlib.pyplot as plt
+
+    images = [np.asarray(image.numpy() if hasattr(image, "numpy") else image) for image in images]
+    columns = columns or len(images)
+    rows = -(-len(images) // columns)
+    figure, axes = plt.subplots(
+        rows, columns, figsize=(size * columns, size * rows + 0.3 * bool(titles)), squeeze=False
+    )
+    for index, ax in enumerate(axes.flat):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        for spine in ax.spines.values():
+            spine.set_visible(index < len(images))
+        if index >= len(images):
+            continue
+        image = images[index]
+        ax.imshow(image if image.dtype == np.uint8 else np.clip(image, 0.0, 1.0))
+        if titles:
+            ax.set_title(titles[index], fontsize=8)
+    for row, label in enumerate(row_labels or []):
+        axes[row, 0].set_ylabel(label, fontsize=9)
+    figure.tight_layout()
+    return figure

@@ -15,7 +15,7 @@ import keras
 import numpy as np
 
 
-# 01_augmentation: saturation by blending with the gray image.
+# 01_augmentation, st.exercises.check_adjust_saturation: blend with the gray image.
 def adjust_saturation(images: np.ndarray, factors: np.ndarray) -> np.ndarray:
     """Blends each image with its own gray version: ``f * x + (1 - f) * gray``, clipped."""
     gray = images @ np.array([0.299, 0.587, 0.114], dtype=images.dtype)  # [B, H, W]
@@ -24,7 +24,7 @@ def adjust_saturation(images: np.ndarray, factors: np.ndarray) -> np.ndarray:
     return np.clip(blended, 0.0, 1.0)
 
 
-# 02_base_encoder: parameters of a convolution.
+# 02_base_encoder, st.exercises.check_conv_parameter_count: parameters of a convolution.
 def conv_parameter_count(
     kernel_size: int, in_channels: int, out_channels: int, use_bias: bool
 ) -> int:
@@ -33,7 +33,7 @@ def conv_parameter_count(
     return weights + (out_channels if use_bias else 0)
 
 
-# 03_projection_head: the head g.
+# 03_projection_head, st.exercises.check_projection_head: the head g.
 def projection_head(input_dim: int, hidden_dim: int, output_dim: int) -> keras.Model:
     """Dense (no bias) -> BatchNorm -> ReLU -> Dense, as in SimCLR v1."""
     return keras.Sequential(
@@ -47,7 +47,7 @@ def projection_head(input_dim: int, hidden_dim: int, output_dim: int) -> keras.M
     )
 
 
-# 04_contrastive_loss: contrastive accuracy.
+# 04_contrastive_loss, st.exercises.check_contrastive_accuracy: contrastive accuracy.
 def contrastive_accuracy(z1: np.ndarray, z2: np.ndarray) -> float:
     """Share of the 2N anchors whose most similar other view is their positive."""
     z = np.concatenate([z1, z2]).astype(np.float64)
@@ -59,7 +59,7 @@ def contrastive_accuracy(z1: np.ndarray, z2: np.ndarray) -> float:
     return float(np.mean(similarity.argmax(axis=1) == positives))
 
 
-# 04_contrastive_loss (shown in the notebook, kept here for reference): vectorised NT-Xent.
+# 04_contrastive_loss, st.exercises.check_nt_xent: vectorised NT-Xent (shown in the notebook).
 def nt_xent_vectorised(z1: np.ndarray, z2: np.ndarray, temperature: float) -> float:
     """Mean over the 2N anchors of the cross-entropy of their positive among 2N - 1 others."""
     z = np.concatenate([z1, z2]).astype(np.float64)
@@ -73,18 +73,23 @@ def nt_xent_vectorised(z1: np.ndarray, z2: np.ndarray, temperature: float) -> fl
     return float(np.mean(log_normaliser - logits[np.arange(2 * n), positives]))
 
 
-# 05_training: warm-up then cosine decay.
+# 05_training, st.exercises.check_learning_rate_schedule: warm-up then cosine decay.
 def warmup_cosine_learning_rate(
     step: int, peak: float, warmup_steps: int, total_steps: int
 ) -> float:
-    """Linear from 0 to ``peak`` over ``warmup_steps``, then half a cosine down to 0."""
+    """Linear from 0 to ``peak`` over ``warmup_steps``, then half a cosine down to 0.
+
+    The learning rate is 0 from ``total_steps`` on (also when the warm-up is longer than the run).
+    """
+    if step >= total_steps:
+        return 0.0
     if step < warmup_steps:
         return peak * step / warmup_steps
     progress = min(1.0, (step - warmup_steps) / max(total_steps - warmup_steps, 1))
     return 0.5 * peak * (1.0 + np.cos(np.pi * progress))
 
 
-# 06_evaluation: weighted kNN vote.
+# 06_evaluation, st.exercises.check_knn_predict: weighted kNN vote.
 def knn_predict(
     train_features: np.ndarray,
     train_labels: np.ndarray,
@@ -109,7 +114,7 @@ def knn_predict(
     return scores.argmax(axis=1)
 
 
-# 07_export: a classifier on the frozen exported encoder.
+# 07_export, st.exercises.check_downstream_model: a classifier on the frozen encoder.
 def downstream_model(encoder_path: str, num_classes: int) -> keras.Model:
     """uint8 images -> frozen SavedModel encoder (its ``serve`` endpoint) -> linear head."""
     encoder = keras.layers.TFSMLayer(encoder_path, call_endpoint="serve", trainable=False)

@@ -1,0 +1,145 @@
+"""The teaching notebooks: committed clean, built to the track's pattern, and runnable.
+
+* Every committed notebook has no outputs and no execution counts (readable diffs).
+* Every notebook has the same skeleton: "What you will learn", one set-up cell calling
+  ``nb.setup``, markdown before every code cell, a summary and references; the technical ones
+  (01 to 07) have an exercise whose checker exists and whose solution is in
+  ``notebooks/solutions/solutions.py``.
+* The ``python3`` kernel that nbclient starts runs this interpreter (the repository's ``.venv``).
+* Each notebook executes from top to bottom in smoke mode without an error (marked
+  ``notebook``; ``pytest -m "not notebook"`` skips them). They run in order and share one run
+  folder, so that 06 and 07 reuse the encoder that 05 trained, as in a workshop.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS_DIR = ROOT / "notebooks"
+NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))
+TRACK = (
+    "00_motivation",
+    "01_augmentation",
+    "02_base_encoder",
+    "03_projection_head",
+    "04_contrastive_loss",
+    "05_training",
+    "06_evaluation",
+    "07_export",
+)
+CHECKER_CALL = re.compile(r"st\.exercises\.(check_\w+)\(")
+
+
+def _load(path: Path, name: str):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+run_notebooks = _load(ROOT / "scripts" / "run_notebooks.py", "run_notebooks")
+
+
+def _read(path: Path) -> nbformat.NotebookNode:
+    return nbformat.read(path, as_version=4)
+
+
+def _ids(paths):
+    return [path.stem for path in paths]
+
+
+def test_the_track_has_its_eight_notebooks():
+    assert tuple(path.stem for path in NOTEBOOKS) == TRACK
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
+def test_committed_without_outputs(path):
+    notebook = _read(path)
+    nbformat.validate(notebook)
+    dirty = [
+        index
+        for index, cell in enumerate(notebook.cells)
+        if cell.cell_type == "code" and (cell.outputs or cell.execution_count is not None)
+    ]
+    assert not dirty, (
+        f"{path.name}: cells {dirty} have outputs or execution counts; strip them with "
+        "`python scripts/run_notebooks.py --strip`."
+    )
+    assert notebook.metadata["kernelspec"]["name"] == run_notebooks.KERNEL_NAME
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
+def test_follows_the_track_pattern(path):
+    cells = _read(path).cells
+    markdown = "\n".join(cell.source for cell in cells if cell.cell_type == "markdown")
+    assert cells[0].cell_type == "markdown" and "**What you will learn**" in cells[0].source
+    assert "## Summary" in markdown
+    assert "## References" in markdown
+    code_cells = [index for index, cell in enumerate(cells) if cell.cell_type == "code"]
+    setup = [index for index in code_cells if "nb.setup(" in cells[index].source]
+    assert len(setup) == 1 and setup[0] == code_cells[0], "one set-up cell, the first code cell"
+    assert "import simclr_tf as st" in cells[setup[0]].source
+    unexplained = [index for index in code_cells if cells[index - 1].cell_type != "markdown"]
+    assert not unexplained, f"code cells {unexplained} have no markdown cell before them"
+
+
+TECHNICAL = [path for path in NOTEBOOKS if path.stem != "00_motivation"]
+
+
+@pytest.mark.parametrize("path", TECHNICAL, ids=_ids(TECHNICAL))
+def test_has_an_exercise_with_checker_and_solution(path):
+    from simclr_tf import exercises
+
+    cells = _read(path).cells
+    stubs = [cell for cell in cells if "raise NotImplementedError" in cell.source]
+    assert stubs, "a technical notebook has at least one exercise stub"
+    checkers = set()
+    for cell in stubs:
+        checkers.update(CHECKER_CALL.findall(cell.source))
+    assert checkers, "every exercise stub is checked in the same cell"
+    solutions = (NOTEBOOKS_DIR / "solutions" / "solutions.py").read_text(encoding="utf-8")
+    for checker in checkers:
+        assert hasattr(exercises, checker), f"simclr_tf.exercises has no {checker}"
+        header = f"# {path.stem}, st.exercises.{checker}:"
+        assert header in solutions, f"no solution headed {header!r} in solutions.py"
+
+
+def test_kernel_runs_this_interpreter(tmp_path):
+    """nbclient's ``python3`` kernel must be the repository's environment, not another Python."""
+    from nbclient import NotebookClient
+
+    probe = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_code_cell("import sys\nprint(sys.prefix)")]
+    )
+    NotebookClient(probe, timeout=120, kernel_name=run_notebooks.KERNEL_NAME).execute()
+    printed = probe.cells[0].outputs[0]["text"].strip()
+    assert Path(printed).resolve() == Path(sys.prefix).resolve()
+
+
+@pytest.fixture(scope="session")
+def smoke_runs_dir(tmp_path_factory) -> Path:
+    """One run folder shared by the notebooks of a test session (05 trains, 06/07 reuse)."""
+    return tmp_path_factory.mktemp("notebook_runs")
+
+
+@pytest.mark.notebook
+@pytest.mark.slow
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
+def test_runs_in_smoke_mode(path, smoke_runs_dir):
+    notebook, _ = run_notebooks.execute_notebook(
+        path, "smoke", timeout=600, runs_dir=str(smoke_runs_dir)
+    )
+    texts = []
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            texts.append(output.get("text", "") or output.get("data", {}).get("text/plain", ""))
+    failed_checks = [text for text in texts if text.startswith("FAILED ")]
+    assert not failed_checks, f"a checker failed on the notebook's own code: {failed_checks}"
+    assert any("Mode: smoke" in text for text in texts)
