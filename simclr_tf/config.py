@@ -121,7 +121,9 @@ class SimCLRConfig:
 
     # Bookkeeping
     seed: int = _help("Seed of every random choice: weights, data order, augmentation.", default=0)
-    out_dir: str = _help("Run directory for config, checkpoints, logs and the encoder.", default="runs/simclr")
+    out_dir: str = _help(
+        "Run directory for config, checkpoints, logs and the encoder.", default="runs/simclr"
+    )
     resume: bool = _help("Continue from the latest checkpoint in --out_dir.", default=False)
     checkpoint_every: int = _help(
         "Save a checkpoint every this many steps (0: only at the end of each epoch).", default=500
