@@ -303,7 +303,9 @@ class Pretrainer:
         held_out = source.first(256)
         rows: list[dict[str, float]] = []
         progress_every = max(1, self.steps_per_epoch // 50)
-        first_step_of_run = True
+        # Throughput is wall time between the ends of consecutive steps, so it includes
+        # waiting for data, logging and checkpoints; only the first step (tracing) is left out.
+        last_tick: float | None = None
         for epoch in range(start // self.steps_per_epoch, config.epochs):
             if start >= self.total_steps:
                 break
@@ -332,14 +334,13 @@ class Pretrainer:
             for batch_images, batch_labels in dataset:
                 if int(self.step.numpy()) >= self.total_steps:
                     break
-                tic = time.perf_counter()
                 metrics = self._run_step(batch_images, batch_labels, has_labels)
-                seconds = time.perf_counter() - tic
                 step = int(self.step.numpy())
-                if not first_step_of_run:  # the first step includes tracing; do not time it
+                tick = time.perf_counter()
+                if last_tick is not None:
                     timed_images += config.batch_size
-                    timed_seconds += seconds
-                first_step_of_run = False
+                    timed_seconds += tick - last_tick
+                last_tick = tick
                 if not math.isfinite(metrics["loss"]):
                     raise TrainingDivergedError(
                         f"The loss became {metrics['loss']} at step {step}. The last good "
