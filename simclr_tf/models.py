@@ -48,10 +48,12 @@ Details that matter for training:
 
 from __future__ import annotations
 
+import numbers
+
 import keras
 
-ENCODER_NAMES = ("resnet18", "resnet34", "resnet50", "small_cnn")
-STEM_NAMES = ("auto", "cifar", "imagenet")
+from simclr_tf.config import ENCODERS as ENCODER_NAMES
+from simclr_tf.config import STEMS as STEM_NAMES
 
 # Largest image side for which stem="auto" picks the CIFAR stem.
 CIFAR_STEM_MAX_IMAGE_SIZE = 32
@@ -232,14 +234,15 @@ def build_encoder(
     """
     if name not in ENCODER_NAMES:
         raise ValueError(f"name must be one of {', '.join(ENCODER_NAMES)}; received name={name!r}.")
-    if not isinstance(image_size, int) or image_size <= 0:
+    if not isinstance(image_size, numbers.Integral) or image_size <= 0:
         raise ValueError(
             f"image_size must be a positive integer (pixels); received image_size={image_size!r}."
         )
-    if not isinstance(width, int) or width < 1:
+    if not isinstance(width, numbers.Integral) or width < 1:
         raise ValueError(f"width must be an integer >= 1; received width={width!r}.")
     stem = resolve_stem(stem, image_size)
 
+    image_size, width = int(image_size), int(width)
     images = keras.Input(shape=(image_size, image_size, 3), name="images")
     # [0, 1] -> [-1, 1]: a fixed affine map, no data statistics needed.
     x = keras.layers.Rescaling(scale=2.0, offset=-1.0, name="rescale")(images)
@@ -284,11 +287,12 @@ def build_projection_head(
         ("output_dim", output_dim, 1),
         ("num_layers", num_layers, 1),
     ):
-        if not isinstance(value, int) or value < minimum:
+        if not isinstance(value, numbers.Integral) or value < minimum:
             raise ValueError(
                 f"{arg_name} must be an integer >= {minimum}; received {arg_name}={value!r}."
             )
-    hidden_dim = hidden_dim or input_dim
+    input_dim, output_dim = int(input_dim), int(output_dim)
+    hidden_dim = int(hidden_dim) or input_dim
 
     representation = keras.Input(shape=(input_dim,), name="representation")
     x = representation

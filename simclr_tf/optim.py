@@ -43,8 +43,8 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-OPTIMIZER_NAMES = ("lars", "sgd", "adam", "adamw")
-LR_SCALING_NAMES = ("linear", "sqrt", "none")
+from simclr_tf.config import LR_SCALINGS as LR_SCALING_NAMES
+from simclr_tf.config import OPTIMIZERS as OPTIMIZER_NAMES
 
 # Batch size at which the linearly scaled learning rate equals the base learning rate.
 LINEAR_SCALING_REFERENCE_BATCH = 256
@@ -221,11 +221,13 @@ class WarmupCosineDecay(keras.optimizers.schedules.LearningRateSchedule):
     ``lr(step) = peak * step / warmup_steps`` for ``step < warmup_steps``, then
     ``peak * (1 + cos(pi * (step - warmup_steps) / (total_steps - warmup_steps))) / 2``, and 0
     from ``total_steps`` on. Keras calls it with the optimizer's step counter, which starts at 0.
+    A warm-up longer than the whole run is allowed (a short test run of a long recipe): the
+    learning rate then only rises, and never reaches its peak.
 
     Args:
         peak_learning_rate: learning rate at the end of the warm-up (>= 0).
         warmup_steps: length of the warm-up, in optimizer steps (>= 0).
-        total_steps: step at which the learning rate reaches 0 (>= warmup_steps, > 0).
+        total_steps: number of steps of the run (>= 1); the learning rate is 0 from there on.
 
     Raises:
         ValueError: for a value out of range.
@@ -243,10 +245,9 @@ class WarmupCosineDecay(keras.optimizers.schedules.LearningRateSchedule):
                     f"{arg_name} must be an integer >= 0 (optimizer steps); received "
                     f"{arg_name}={value!r}."
                 )
-        if total_steps < 1 or warmup_steps > total_steps:
+        if total_steps < 1:
             raise ValueError(
-                "total_steps must be >= 1 and >= warmup_steps; received "
-                f"total_steps={total_steps!r} with warmup_steps={warmup_steps!r}."
+                f"total_steps must be >= 1 (optimizer steps); received total_steps={total_steps!r}."
             )
         self.peak_learning_rate = float(peak_learning_rate)
         self.warmup_steps = int(warmup_steps)
@@ -260,7 +261,8 @@ class WarmupCosineDecay(keras.optimizers.schedules.LearningRateSchedule):
         warmup_lr = peak * step / max(warmup, 1.0)
         progress = tf.clip_by_value((step - warmup) / decay_steps, 0.0, 1.0)
         cosine_lr = 0.5 * peak * (1.0 + tf.cos(math.pi * progress))
-        return tf.where(step < warmup, warmup_lr, cosine_lr)
+        learning_rate = tf.where(step < warmup, warmup_lr, cosine_lr)
+        return tf.where(step < float(self.total_steps), learning_rate, tf.zeros_like(learning_rate))
 
     def get_config(self) -> dict[str, Any]:
         return {
