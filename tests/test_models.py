@@ -24,10 +24,11 @@ def random_images(batch: int, size: int, seed: int = 0) -> np.ndarray:
 
 
 @pytest.fixture
-def mixed_bfloat16():
-    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+def policy(request):
+    """Sets the global dtype policy named by the test's parameter, and restores float32."""
+    keras.mixed_precision.set_global_policy(request.param)
     try:
-        yield
+        yield request.param
     finally:
         keras.mixed_precision.set_global_policy("float32")
 
@@ -160,16 +161,28 @@ def test_residual_blocks_start_as_identity_branches():
     assert np.all(encoder.get_layer("stage2_block1_1_bn").gamma.numpy() == 1.0)
 
 
-@pytest.mark.parametrize("name", ["small_cnn", "resnet18"])
-def test_outputs_are_float32_under_mixed_bfloat16(mixed_bfloat16, name):
+@pytest.mark.parametrize(
+    ("name", "policy"),
+    [
+        ("small_cnn", "mixed_bfloat16"),
+        ("resnet18", "mixed_bfloat16"),
+        ("small_cnn", "mixed_float16"),
+    ],
+    indirect=["policy"],
+)
+def test_outputs_are_float32_under_mixed_precision(name, policy):
     encoder = build_encoder(name, 32)
     head = build_projection_head(encoder.output_shape[-1], hidden_dim=64)
-    assert encoder.get_layer("stem_conv").compute_dtype == "bfloat16"
+    half = policy.removeprefix("mixed_")
+    assert encoder.get_layer("stem_conv").compute_dtype == half
     assert encoder.get_layer("stem_conv").kernel.dtype == "float32"
+    assert head.get_layer("hidden1_dense").compute_dtype == half
     h = encoder(random_images(2, 32), training=True)
     z = head(h, training=True)
     assert h.dtype == tf.float32 and z.dtype == tf.float32
     assert np.all(np.isfinite(z.numpy()))
+    # BatchNorm keeps its statistics in float32.
+    assert encoder.get_layer("stem_bn").moving_variance.dtype == "float32"
 
 
 def test_resnet50_runs_and_trains_at_32_px():
