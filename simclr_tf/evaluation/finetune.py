@@ -250,10 +250,10 @@ def train_classifier(
             step += 1
 
     predictions = np.empty(len(test_labels), dtype=np.int64)
-    predict = tf.function(lambda x: tf.argmax(classifier(x, training=False), axis=-1))
     for begin in range(0, len(test_labels), 256):
         batch = tf.cast(test_images[begin : begin + 256], tf.float32) / 255.0
-        predictions[begin : begin + 256] = predict(batch).numpy()
+        logits = classifier(batch, training=False)
+        predictions[begin : begin + 256] = tf.argmax(logits, axis=-1).numpy()
     return {
         "top1": float(np.mean(predictions == test_labels)),
         "train_loss": float(np.mean(epoch_losses)) if epoch_losses else math.nan,
