@@ -119,11 +119,11 @@ def _quality(encoder: FeatureEncoder, images: np.ndarray, features: np.ndarray, 
     if preset is None:
         size = encoder.image_size or images.shape[1:3]
         preset = "cifar" if max(size) <= 32 else "imagenet"
+    # A few batches only: XLA compilation (one per batch shape) would cost more than it saves.
+    config = AugmentConfig.preset(preset, jit_compile=False)
     view_features = ([], [])
     for start in range(0, len(chosen), 256):
-        first, second = two_views(
-            images[chosen[start : start + 256]], seed, start, AugmentConfig.preset(preset)
-        )
+        first, second = two_views(images[chosen[start : start + 256]], seed, start, config)
         view_features[0].append(encoder(first))
         view_features[1].append(encoder(second))
     h1, h2 = (np.concatenate(block) for block in view_features)

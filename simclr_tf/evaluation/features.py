@@ -76,7 +76,10 @@ class FeatureEncoder:
             self._serve = self._saved_model.serve
         elif isinstance(encoder, keras.Model):
             self.keras_model = encoder
-            shape = tuple(encoder.input_shape[1:3])
+            try:
+                shape = tuple(encoder.input_shape[1:3])
+            except (AttributeError, ValueError):  # a subclassed model that was never built
+                shape = (None, None)
             self.image_size = shape if None not in shape else None
             self._serve = tf.function(
                 lambda images: encoder(tf.cast(images, tf.float32) / 255.0, training=False),

@@ -221,6 +221,7 @@ def train_classifier(
         color_prob=0.0,
         grayscale_prob=0.0,
         blur_prob=0.0,
+        jit_compile=False,  # crop and flip are cheap; compiling them is not worth the wait
     )
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
