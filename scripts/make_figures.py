@@ -181,6 +181,40 @@ def simclr_framework(path: Path) -> None:
     plt.close(fig)
 
 
+# -- Augmented views (notebooks/01_augmentation.ipynb, README) --------------------------------
+
+_VIEWS_FIRST_IMAGE = 0  # first of the bundled sample's training images drawn
+_VIEWS_IMAGES = 8
+_VIEWS_PAIRS = 2
+_VIEWS_SEED = 0
+
+
+@figure("augmented_views.png")
+def augmented_views(path: Path) -> None:
+    """Eight sample images, each above two pairs of SimCLR views (CIFAR-10 recipe)."""
+    import numpy as np
+
+    import simclr_tf as st
+
+    (images, labels), _ = st.data.load_sample()
+    # One image per class where possible, so that the figure shows varied content.
+    picks, seen = [], set()
+    for index in range(_VIEWS_FIRST_IMAGE, len(labels)):
+        if int(labels[index]) not in seen:
+            seen.add(int(labels[index]))
+            picks.append(index)
+        if len(picks) == _VIEWS_IMAGES:
+            break
+    batch = images[picks]
+    config = st.augment.AugmentConfig.preset("cifar")
+    pairs = [st.augment.two_views(batch, _VIEWS_SEED, step, config) for step in range(_VIEWS_PAIRS)]
+    views1 = np.stack([first.numpy() for first, _ in pairs])
+    views2 = np.stack([second.numpy() for _, second in pairs])
+    titles = [st.data.CIFAR10_CLASSES[int(labels[index])] for index in picks]
+    fig = st.viz.plot_view_pairs(batch, views1, views2, titles=titles, path=path)
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(

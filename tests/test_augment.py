@@ -383,3 +383,27 @@ def test_layer_config_round_trip():
     restored = augment.SimCLRAugmentation.from_config(layer.get_config())
     assert restored.config == config and restored.seed == 4
     assert math.isclose(restored.config.crop_aspect[1], 4 / 3)
+
+
+# --- the view grid (simclr_tf.viz.plot_view_pairs) ----------------------------------------------
+
+
+def test_plot_view_pairs_draws_the_grid_and_saves_a_png(tmp_path):
+    from matplotlib.image import imread
+
+    from simclr_tf import viz
+
+    images = random_images(batch=5)
+    config = AugmentConfig.preset("cifar", jit_compile=False)
+    pairs = [augment.two_views(images, 0, step, config) for step in range(2)]
+    views1 = np.stack([first.numpy() for first, _ in pairs])
+    views2 = np.stack([second.numpy() for _, second in pairs])
+    path = tmp_path / "figures" / "views.png"
+    fig = viz.plot_view_pairs(images, views1, views2, titles=list("abcde"), max_images=4, path=path)
+    assert len(fig.axes) == 5 * 4  # original + 2 pairs of views, 4 columns
+    assert [ax.get_ylabel() for ax in fig.axes[::4]][:2] == ["original", "view 1 (1)"]
+    assert imread(path).ndim == 3
+    with pytest.raises(ValueError, match="views1"):
+        viz.plot_view_pairs(images, views1[:, :3], views2[:, :3])
+    with pytest.raises(ValueError, match="titles"):
+        viz.plot_view_pairs(images, views1, views2, titles=["a"])
