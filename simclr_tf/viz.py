@@ -8,6 +8,13 @@ also saves it there as a PNG (creating the folder).
 
 * :func:`plot_view_pairs` -- original images above pairs of their augmented views, as SimCLR
   sees them (``imgs/augmented_views.png``).
+* :func:`plot_tsne` -- a t-SNE map of representations, one colour per class.
+* :func:`export_projector` -- vectors, labels and a sprite sheet for TensorBoard's Embedding
+  Projector (:func:`make_sprite` builds the sheet).
+* :func:`plot_retrieval_grid` -- query images and their nearest neighbours
+  (:func:`nearest_neighbours`).
+* :func:`plot_training_curves` -- loss and accuracies per epoch of a run's ``metrics.csv``
+  (:func:`read_metrics`).
 """
 
 from __future__ import annotations
@@ -126,5 +133,435 @@ def plot_view_pairs(
             if row == 0 and titles is not None:
                 ax.set_title(str(titles[column]), fontsize=10)
     fig.tight_layout(h_pad=0.3, w_pad=0.3)
+    _save(fig, path)
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# Seeing the embedding: t-SNE, the TensorBoard projector, nearest neighbours, training curves
+# --------------------------------------------------------------------------------------------
+#
+# A representation is a cloud of points in D dimensions; these functions make it visible.
+# t-SNE squeezes the cloud into a 2-D map that keeps neighbours together, so classes the encoder
+# separates show up as islands of one colour. The TensorBoard Embedding Projector lets you
+# browse the same points interactively in 3-D (PCA, t-SNE, UMAP) with each point's image.
+# Nearest-neighbour retrieval answers the most concrete question: which training images does
+# the encoder consider most similar to a query? Training curves show how pretraining went.
+
+
+def _balanced_sample(labels: np.ndarray | None, count: int, max_points: int, seed: int):
+    """Sorted indices of at most ``max_points`` items, the same number from every class."""
+    rng = np.random.default_rng(seed)
+    if count <= max_points:
+        return np.arange(count)
+    if labels is None:
+        return np.sort(rng.choice(count, size=max_points, replace=False))
+    classes = np.unique(labels)
+    per_class = max(1, max_points // len(classes))
+    chosen = [rng.permutation(np.flatnonzero(labels == label))[:per_class] for label in classes]
+    return np.sort(np.concatenate(chosen))
+
+
+def _class_colours(num_classes: int):
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10" if num_classes <= 10 else "tab20"]
+    return [cmap(index % cmap.N) for index in range(num_classes)]
+
+
+def tsne_embedding(
+    features: np.ndarray, perplexity: float = 30.0, seed: int = 0, pca_dims: int = 50
+) -> np.ndarray:
+    """2-D t-SNE coordinates of feature vectors (scikit-learn), after PCA to ``pca_dims``.
+
+    The features are L2-normalised first, so distances are those of the cosine similarity the
+    contrastive loss uses; PCA to 50 dimensions removes noise and makes t-SNE faster.
+
+    Args:
+        features: float ``[N, D]`` with ``N >= 5``.
+        perplexity: t-SNE's effective number of neighbours; clipped below ``N / 3``.
+        seed: seed of PCA and t-SNE.
+        pca_dims: dimensions kept by the PCA (skipped when ``D`` is smaller).
+
+    Returns:
+        float32 ``[N, 2]``.
+
+    Raises:
+        ValueError: if there are fewer than 5 points.
+    """
+    from sklearn.decomposition import PCA
+    from sklearn.manifold import TSNE
+    from threadpoolctl import threadpool_limits
+
+    features = np.asarray(features, dtype=np.float32)
+    if features.ndim != 2 or len(features) < 5:
+        raise ValueError(
+            f"features must be [N, D] with N >= 5 for t-SNE; received shape {features.shape}."
+        )
+    features = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
+    # One thread: on a busy 2-core machine scikit-learn's OpenMP threads spin while waiting
+    # for a core, and t-SNE of 2,000 points measured 4x slower with two threads than with one.
+    with threadpool_limits(limits=1):
+        if features.shape[1] > pca_dims and len(features) > pca_dims:
+            features = PCA(pca_dims, random_state=seed).fit_transform(features)
+        perplexity = min(perplexity, (len(features) - 1) / 3.0)
+        tsne = TSNE(2, perplexity=perplexity, init="pca", random_state=seed)
+        return tsne.fit_transform(features).astype(np.float32)
+
+
+def plot_tsne(
+    features: np.ndarray,
+    labels: np.ndarray,
+    path: str | os.PathLike | None = None,
+    class_names: Sequence[str] | None = None,
+    max_points: int = 2000,
+    perplexity: float = 30.0,
+    seed: int = 0,
+    title: str = "t-SNE of the representation h",
+) -> Figure:
+    """Scatter plot of a t-SNE map of the features, one colour per class.
+
+    Args:
+        features: float ``[N, D]`` representations (e.g. of the test set).
+        labels: int ``[N]`` class of each point.
+        path: PNG file to write, or ``None``.
+        class_names: legend text of each label; ``None`` shows the label numbers.
+        max_points: at most this many points (a class-balanced, seeded subsample); t-SNE
+            took about 15 s for 2,000 points on this project's CPU.
+        perplexity: t-SNE perplexity.
+        seed: seed of the subsample, PCA and t-SNE.
+        title: figure title.
+
+    Returns:
+        The matplotlib ``Figure``.
+
+    Raises:
+        ValueError: if ``features`` and ``labels`` do not match.
+    """
+    labels = np.asarray(labels).reshape(-1)
+    if len(labels) != len(features):
+        raise ValueError(
+            f"labels has {len(labels)} entries but features has {len(features)} rows; they "
+            "must match."
+        )
+    chosen = _balanced_sample(labels, len(labels), max_points, seed)
+    points = tsne_embedding(np.asarray(features)[chosen], perplexity, seed)
+    labels = labels[chosen]
+    classes = np.unique(labels)
+    colours = _class_colours(int(classes.max()) + 1)
+    fig, axes = plt.subplots(figsize=(7.5, 6.5))
+    for label in classes:
+        mask = labels == label
+        name = class_names[label] if class_names is not None else str(label)
+        axes.scatter(*points[mask].T, s=6, color=colours[label], label=name, alpha=0.8)
+    axes.set_xticks([])
+    axes.set_yticks([])
+    axes.set_title(f"{title} ({len(labels):,} points)")
+    axes.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), markerscale=3, frameon=False)
+    _save(fig, path)
+    return fig
+
+
+def make_sprite(images: np.ndarray) -> np.ndarray:
+    """Tiles images into the square "sprite" sheet the Embedding Projector shows points with.
+
+    Args:
+        images: uint8 ``[N, H, W, 3]`` (float in [0, 1] is converted).
+
+    Returns:
+        uint8 ``[S * H, S * W, 3]`` with ``S = ceil(sqrt(N))``; image ``i`` sits in row
+        ``i // S``, column ``i % S``; unused cells are white.
+    """
+    images = np.asarray(images)
+    if images.dtype != np.uint8:
+        images = np.round(np.clip(images, 0.0, 1.0) * 255.0).astype(np.uint8)
+    count, height, width, channels = images.shape
+    side = int(np.ceil(np.sqrt(count)))
+    sheet = np.full((side * height, side * width, channels), 255, dtype=np.uint8)
+    for index, image in enumerate(images):
+        row, column = divmod(index, side)
+        sheet[row * height : (row + 1) * height, column * width : (column + 1) * width] = image
+    return sheet
+
+
+def export_projector(
+    features: np.ndarray,
+    log_dir: str | os.PathLike,
+    labels: np.ndarray | None = None,
+    images: np.ndarray | None = None,
+    class_names: Sequence[str] | None = None,
+    max_points: int = 5000,
+    seed: int = 0,
+    tensor_name: str = "representation_h",
+) -> str:
+    """Writes an Embedding Projector set-up for TensorBoard: vectors, labels and a sprite.
+
+    Open it with ``tensorboard --logdir LOG_DIR`` and choose the "Projector" tab. Files written
+    in ``log_dir``: ``embeddings.tsv`` (one vector per line), ``metadata.tsv`` (a header line,
+    then label and class name per point), ``sprite.png`` (the images, when given) and
+    ``projector_config.pbtxt``, which ties them together.
+
+    Args:
+        features: float ``[N, D]``.
+        log_dir: folder to write into (created if needed); it can be a run's ``logs/`` folder.
+        labels: optional int ``[N]`` labels.
+        images: optional uint8 ``[N, H, W, 3]`` shown as thumbnails; at most 8192 px per side
+            of the sprite, so at most ``(8192 // H) ** 2`` points are kept.
+        class_names: optional name of each label.
+        max_points: at most this many points (class-balanced, seeded subsample).
+        seed: seed of the subsample.
+        tensor_name: name of the embedding in the projector's menu.
+
+    Returns:
+        The path of ``projector_config.pbtxt``.
+
+    Raises:
+        ValueError: if the arrays do not have the same number of rows.
+    """
+    from tensorboard.plugins import projector
+
+    features = np.asarray(features, dtype=np.float32)
+    for name, array in (("labels", labels), ("images", images)):
+        if array is not None and len(array) != len(features):
+            raise ValueError(
+                f"{name} has {len(array)} entries but features has {len(features)} rows; they "
+                "must match."
+            )
+    if images is not None:
+        max_points = min(max_points, (8192 // max(np.shape(images)[1:3])) ** 2)
+    label_array = None if labels is None else np.asarray(labels).reshape(-1)
+    chosen = _balanced_sample(label_array, len(features), max_points, seed)
+    log_dir = os.fspath(log_dir)
+    os.makedirs(log_dir, exist_ok=True)
+    np.savetxt(
+        os.path.join(log_dir, "embeddings.tsv"), features[chosen], fmt="%.6g", delimiter="\t"
+    )
+
+    config = projector.ProjectorConfig()
+    embedding = config.embeddings.add()
+    embedding.tensor_name = tensor_name
+    embedding.tensor_path = "embeddings.tsv"
+    embedding.tensor_shape.extend([len(chosen), features.shape[1]])
+    if label_array is not None:
+        with open(os.path.join(log_dir, "metadata.tsv"), "w", encoding="utf-8") as handle:
+            handle.write("label\tclass\n")
+            for label in label_array[chosen]:
+                name = class_names[label] if class_names is not None else str(label)
+                handle.write(f"{int(label)}\t{name}\n")
+        embedding.metadata_path = "metadata.tsv"
+    if images is not None:
+        from matplotlib.image import imsave
+
+        selected = np.asarray(images)[chosen]
+        imsave(os.path.join(log_dir, "sprite.png"), make_sprite(selected))
+        embedding.sprite.image_path = "sprite.png"
+        embedding.sprite.single_image_dim.extend([selected.shape[2], selected.shape[1]])
+    projector.visualize_embeddings(log_dir, config)
+    return os.path.join(log_dir, "projector_config.pbtxt")
+
+
+def nearest_neighbours(
+    query_features: np.ndarray, gallery_features: np.ndarray, k: int = 8
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` gallery items most similar (cosine) to each query.
+
+    Args:
+        query_features: float ``[Q, D]``.
+        gallery_features: float ``[N, D]``.
+        k: neighbours per query (clipped to ``N``).
+
+    Returns:
+        ``(indices, similarities)``, int64 and float32 ``[Q, k]``, most similar first.
+    """
+
+    def normalise(x):
+        x = np.asarray(x, dtype=np.float32)
+        return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+    similarity = normalise(query_features) @ normalise(gallery_features).T
+    k = min(int(k), similarity.shape[1])
+    indices = np.argsort(-similarity, axis=1, kind="stable")[:, :k]
+    return indices.astype(np.int64), np.take_along_axis(similarity, indices, axis=1)
+
+
+def plot_retrieval_grid(
+    query_images: np.ndarray,
+    query_features: np.ndarray,
+    gallery_images: np.ndarray,
+    gallery_features: np.ndarray,
+    path: str | os.PathLike | None = None,
+    k: int = 8,
+    query_labels: np.ndarray | None = None,
+    gallery_labels: np.ndarray | None = None,
+    class_names: Sequence[str] | None = None,
+    title: str = "Nearest neighbours in the representation space (cosine similarity)",
+) -> Figure:
+    """One row per query image: the query, then its ``k`` nearest gallery images.
+
+    With labels, each neighbour is framed green when its class matches the query's and red
+    otherwise, and the query's class name is shown.
+
+    Args:
+        query_images: uint8 ``[Q, H, W, 3]`` (e.g. a few test images).
+        query_features: float ``[Q, D]`` their representations.
+        gallery_images: uint8 ``[N, H, W, 3]`` (e.g. the training images).
+        gallery_features: float ``[N, D]``.
+        path: PNG file to write, or ``None``.
+        k: neighbours shown per query.
+        query_labels, gallery_labels: optional int labels, to mark right and wrong neighbours.
+        class_names: optional name of each label.
+        title: figure title.
+
+    Returns:
+        The matplotlib ``Figure``.
+    """
+    query_images = _as_image_batch(query_images, "query_images")
+    gallery_images = _as_image_batch(gallery_images, "gallery_images")
+    for name, images, features in (
+        ("query", query_images, query_features),
+        ("gallery", gallery_images, gallery_features),
+    ):
+        if len(images) != len(features):
+            raise ValueError(
+                f"{name}_images has {len(images)} images but {name}_features has "
+                f"{len(features)} rows; they must match."
+            )
+    indices, similarities = nearest_neighbours(query_features, gallery_features, k)
+    rows, columns = len(indices), indices.shape[1] + 1
+    fig, grid = plt.subplots(
+        rows,
+        columns,
+        figsize=(1.1 * columns + 0.4, 1.3 * rows + 0.6),
+        squeeze=False,
+        gridspec_kw={"hspace": 0.45},
+    )
+    labelled = query_labels is not None and gallery_labels is not None
+
+    def name(label) -> str:
+        return class_names[label] if class_names is not None else str(label)
+
+    for row in range(rows):
+        axes = grid[row, 0]
+        axes.imshow(query_images[row], interpolation="nearest")
+        axes.set_title(f"{name(query_labels[row])} (query)" if labelled else "query", fontsize=7)
+        for column, (index, similarity) in enumerate(
+            zip(indices[row], similarities[row], strict=True), start=1
+        ):
+            axes = grid[row, column]
+            axes.imshow(gallery_images[index], interpolation="nearest")
+            axes.set_title(f"{similarity:.2f}", fontsize=7)
+            if labelled:
+                right = gallery_labels[index] == query_labels[row]
+                for spine in axes.spines.values():
+                    spine.set_edgecolor("tab:green" if right else "tab:red")
+                    spine.set_linewidth(2.5)
+        for axes in grid[row]:
+            axes.set_xticks([])
+            axes.set_yticks([])
+    fig.suptitle(title, fontsize=10)
+    _save(fig, path)
+    return fig
+
+
+_CURVE_PANELS = (
+    ("loss", "NT-Xent loss"),
+    ("contrastive_accuracy", "Contrastive accuracy\n(positive ranked first)"),
+    ("probe_accuracy", "Online linear probe accuracy"),
+)
+
+
+def read_metrics(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Reads a run's ``metrics.csv`` into one float array per column (empty cells are NaN).
+
+    Args:
+        path: the ``metrics.csv`` file, or the run directory that holds it.
+
+    Raises:
+        FileNotFoundError: if there is no such file.
+        ValueError: if it has no rows.
+    """
+    import csv
+
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        path = os.path.join(path, "metrics.csv")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"No metrics file at {path!r}: pass a run directory of python -m simclr_tf.train "
+            "or its metrics.csv."
+        )
+    with open(path, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows:
+        raise ValueError(f"{path} has no rows yet: train for at least one epoch.")
+
+    def number(text: str | None) -> float:
+        try:
+            return float(text)
+        except (TypeError, ValueError):
+            return float("nan")
+
+    return {column: np.array([number(row[column]) for row in rows]) for column in rows[0]}
+
+
+def plot_training_curves(
+    metrics: str | os.PathLike | dict[str, np.ndarray],
+    path: str | os.PathLike | None = None,
+    title: str | None = None,
+) -> Figure:
+    """Loss, contrastive accuracy and online-probe accuracy per epoch of a pretraining run.
+
+    When the run logged them, a fourth panel shows alignment and uniformity (label-free
+    measures, see :mod:`simclr_tf.evaluation.quality`). Panels whose column is missing or
+    empty (e.g. the probe accuracy of an unlabelled run) say so instead of plotting.
+
+    Args:
+        metrics: a run directory, its ``metrics.csv``, or the dict :func:`read_metrics` returns.
+        path: PNG file to write, or ``None``.
+        title: figure title; by default the run directory's name.
+
+    Returns:
+        The matplotlib ``Figure``.
+    """
+    if not isinstance(metrics, dict):
+        if title is None:
+            run = os.path.abspath(os.fspath(metrics))
+            title = os.path.basename(run if os.path.isdir(run) else os.path.dirname(run))
+        metrics = read_metrics(metrics)
+    epochs = metrics.get("epoch", np.arange(1, len(next(iter(metrics.values()))) + 1))
+    quality = [
+        c for c in ("alignment", "uniformity") if np.isfinite(metrics.get(c, [np.nan])).any()
+    ]
+    panels = len(_CURVE_PANELS) + (1 if quality else 0)
+    fig, grid = plt.subplots(1, panels, figsize=(4.0 * panels, 3.4), squeeze=False)
+    grid = grid[0]
+    for axes, (column, label) in zip(grid, _CURVE_PANELS, strict=False):
+        values = metrics.get(column)
+        axes.set_title(label, fontsize=10)
+        axes.set_xlabel("epoch")
+        if values is None or not np.isfinite(values).any():
+            axes.text(
+                0.5,
+                0.5,
+                "not logged\n(no labels?)",
+                ha="center",
+                va="center",
+                transform=axes.transAxes,
+                color="0.4",
+            )
+            continue
+        axes.plot(epochs, values, marker="o", markersize=3)
+        axes.grid(alpha=0.3)
+    if quality:
+        axes = grid[-1]
+        axes.set_title("Alignment and uniformity\n(lower is better)", fontsize=10)
+        axes.set_xlabel("epoch")
+        for column in quality:
+            axes.plot(epochs, metrics[column], marker="o", markersize=3, label=column)
+        axes.legend(fontsize=8)
+        axes.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
     _save(fig, path)
     return fig
