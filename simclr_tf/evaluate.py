@@ -20,11 +20,12 @@ image size comes from the export's metadata). Data: the bundled CIFAR-10 sample,
 CIFAR-10, or a folder of images (``train/`` and ``test/`` subfolders with one folder per class,
 or one folder per class that is split 80/20, seeded).
 
-Command line (results go to ``--out`` as ``results.json`` and ``results.md``)::
+Command line (results go to ``--out`` as ``results.json`` and ``results.md``; ``--figures`` adds
+a t-SNE map, a nearest-neighbour grid, Embedding Projector files and the training curves)::
 
     python -m simclr_tf.evaluate --encoder runs/simclr/encoder --dataset cifar10 \\
         --protocols linear,knn,quality
-    python -m simclr_tf.evaluate --random_encoder small_cnn --dataset sample
+    python -m simclr_tf.evaluate --random_encoder small_cnn --dataset sample --figures
 
 Python::
 
@@ -54,6 +55,7 @@ from simclr_tf.evaluation.features import (
     extract_dataset_features,
     extract_features,
 )
+from simclr_tf.evaluation.figures import class_names_for, save_embedding_figures
 from simclr_tf.evaluation.finetune import (
     FinetuneOptions,
     class_balanced_subset,
@@ -90,6 +92,7 @@ __all__ = [
     "linear_probe",
     "load_evaluation_data",
     "main",
+    "save_embedding_figures",
     "save_results",
     "split_train_validation",
     "train_classifier",
@@ -154,6 +157,7 @@ def evaluate_encoder(
     batch_size: int = 256,
     cache_dir: str | os.PathLike | None = None,
     out_dir: str | os.PathLike | None = None,
+    figures_dir: str | os.PathLike | None = None,
     command: str | None = None,
     seed: int = 0,
     log: Callable[[str], None] | None = None,
@@ -174,6 +178,9 @@ def evaluate_encoder(
         batch_size: images per forward pass during feature extraction.
         cache_dir: folder for cached features (keyed by encoder weights and data set).
         out_dir: if given, ``results.json`` and ``results.md`` are written there.
+        figures_dir: if given, the embedding figures of the encoder (t-SNE, retrieval grid,
+            Embedding Projector files, and the training curves of the run around an exported
+            encoder) are written there; see :func:`save_embedding_figures`.
         command: the command line to record; defaults to this process's ``sys.argv``.
         seed: seed of every split, subset, initialisation and augmentation.
         log: called with a line of progress text; ``None`` is silent.
@@ -283,6 +290,24 @@ def evaluate_encoder(
         results["random_init"] = entry
         log(f"random init: linear {entry['linear']['top1']:.4f}, kNN {entry['knn']['top1']:.4f}")
 
+    figures = {}
+    if figures_dir is not None:
+        run_dir = os.path.dirname(feature_encoder.path) if feature_encoder.path else None
+        figures, seconds = _timed(
+            save_embedding_figures,
+            figures_dir,
+            x_train,
+            train_features,
+            y_train,
+            x_test,
+            test_features,
+            y_test,
+            class_names_for(dataset, data_dir, num_classes) if labeled else None,
+            run_dir,
+            seed,
+        )
+        log(f"figures: {', '.join(figures.values())} in {seconds:.1f} s")
+
     report = {
         "encoder": feature_encoder.path or f"Keras model {feature_encoder.keras_model.name!r}",
         "dataset": dataset,
@@ -294,6 +319,7 @@ def evaluate_encoder(
         "feature_seconds": feature_seconds,
         "seed": seed,
         "protocols": results,
+        "figures": figures,
     }
     if out_dir is not None:
         save_results(report, out_dir)
@@ -358,6 +384,12 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--finetune_epochs", type=int, default=FinetuneOptions.epochs, help="Fine-tuning epochs."
     )
+    parser.add_argument(
+        "--figures",
+        action="store_true",
+        help="Also write the embedding figures (t-SNE, retrieval grid, Embedding Projector, "
+        "training curves) into OUT/figures.",
+    )
     parser.add_argument("--batch_size", type=int, default=256, help="Images per forward pass.")
     parser.add_argument("--cache_dir", default=None, help="Folder to cache extracted features in.")
     parser.add_argument("--seed", type=int, default=0, help="Seed of every random choice.")
@@ -395,6 +427,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         batch_size=args.batch_size,
         cache_dir=args.cache_dir,
         out_dir=out,
+        figures_dir=os.path.join(out, "figures") if args.figures else None,
         command=command,
         seed=args.seed,
         log=lambda line: print(line, file=sys.stderr, flush=True),

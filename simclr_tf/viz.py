@@ -431,9 +431,9 @@ def plot_retrieval_grid(
     fig, grid = plt.subplots(
         rows,
         columns,
-        figsize=(1.1 * columns + 0.4, 1.3 * rows + 0.6),
+        figsize=(1.1 * columns, 1.3 * rows + 0.4),
         squeeze=False,
-        gridspec_kw={"hspace": 0.45},
+        layout="constrained",
     )
     labelled = query_labels is not None and gallery_labels is not None
 

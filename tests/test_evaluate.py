@@ -267,13 +267,13 @@ def test_finetune_protocol_trains_a_copy_and_leaves_the_encoder_alone(tiny_encod
         protocols=["finetune"],
         data=tiny_data,
         label_fractions=[0.5],
-        finetune_options=evaluate.FinetuneOptions(epochs=2, batch_size=10),
+        finetune_options=evaluate.FinetuneOptions(epochs=1, batch_size=10),
     )
     entry = results["protocols"]["finetune"]["fractions"]["0.5"]
     assert entry["num_labels"] == 30
     for key in ("finetune", "supervised", "linear"):
         assert 0.0 <= entry[key]["top1"] <= 1.0
-    assert entry["finetune"]["steps"] == 2 * 3
+    assert entry["finetune"]["steps"] == 3  # 30 labels, batches of 10, one epoch
     for old, new in zip(before, tiny_encoder.get_weights(), strict=True):
         np.testing.assert_array_equal(old, new)
     assert "Fine-tuned encoder" in evaluate.format_results_table(results)
@@ -321,11 +321,19 @@ def test_command_line_on_an_image_folder(exported_encoder, tmp_path, capsys):
         folder = tmp_path / "images" / ("red", "green")[label]
         folder.mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(folder / f"{index}.png"), image[..., ::-1])
+    run_dir = os.path.dirname(exported_encoder)
+    with open(os.path.join(run_dir, "metrics.csv"), "w") as handle:
+        handle.write("epoch,step,loss,contrastive_accuracy,probe_accuracy\n1,5,4.0,0.1,\n")
     out = tmp_path / "out"
     argv = ["--encoder", exported_encoder, "--dataset", "folder", "--data_dir"]
     argv += [str(tmp_path / "images"), "--protocols", "linear,knn", "--knn_k", "5"]
-    argv += ["--out", str(out)]
+    argv += ["--out", str(out), "--figures"]
     results = evaluate.main(argv)
+    names = ("tsne.png", "retrieval.png", "training_curves.png", "projector/sprite.png")
+    for name in names:
+        with open(out / "figures" / name, "rb") as handle:
+            assert handle.read(8) == b"\x89PNG\r\n\x1a\n", name
+    assert set(results["figures"]) == {"tsne", "retrieval", "projector", "training_curves"}
     assert results["num_train"] == 32 and results["num_test"] == 8
     assert results["protocols"]["knn"]["top1"] == 1.0
     assert "| Weighted kNN |" in capsys.readouterr().out

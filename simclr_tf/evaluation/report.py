@@ -128,6 +128,10 @@ def format_results_table(results: dict[str, Any]) -> str:
             f"| {quality['alignment']:.4f} | {quality['uniformity']:.4f} | "
             f"{quality['embedding_std']:.4f} | {quality['effective_rank']:.1f} |",
         ]
+    figures = results.get("figures")
+    if figures:
+        lines += ["", "Figures:", ""]
+        lines += [f"- {name}: `{path}`" for name, path in figures.items()]
     return "\n".join(lines) + "\n"
 
 
