@@ -998,6 +998,10 @@ def augment_batch(images: tf.Tensor, seed: tf.Tensor, config: AugmentConfig) -> 
     return _augment_batch(images, seed, config)
 
 
+def _view_seeds(batch_seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    return _stream(batch_seed, 1), _stream(batch_seed, 2)
+
+
 def _replica_seed(seed: tf.Tensor) -> tf.Tensor:
     """Folds the replica id into the seed when running on several replicas, so that the
     replicas' shards of a global batch get independent augmentations."""
@@ -1014,8 +1018,8 @@ def two_views(
     """The two augmented views SimCLR compares, for a batch.
 
     The views are a pure function of (images, seed, step, config): the same seed and step
-    give the same views, a different step gives different views. Both views are computed in
-    one ``augment_batch`` call on the batch repeated twice. Under a ``tf.distribute`` strategy
+    give the same views, a different step gives different views. The two views are two
+    ``augment_batch`` calls with seeds derived from (seed, step). Under a ``tf.distribute`` strategy
     with several replicas the replica id is folded into the seed too.
 
     Args:
@@ -1035,10 +1039,9 @@ def two_views(
     batch_seed = tf.random.experimental.stateless_fold_in(
         batch_seed, tf.cast(step, tf.int64), alg="philox"
     )
-    batch_seed = _replica_seed(batch_seed)
-    views = augment_batch(tf.concat([images, images], axis=0), batch_seed, config)
-    first, second = tf.split(views, 2, axis=0)
-    return first, second
+    first_seed, second_seed = _view_seeds(_replica_seed(batch_seed))
+    # Two independent calls: outside XLA, TensorFlow runs them at the same time on two cores.
+    return augment_batch(images, first_seed, config), augment_batch(images, second_seed, config)
 
 
 # --------------------------------------------------------------------------------------------
