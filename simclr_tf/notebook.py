@@ -183,8 +183,8 @@ _MODE_SETTINGS: dict[str, dict[str, Any]] = {
         "dataset": "sample",
         "images_per_class": None,
         "pretrain_preset": "cpu",
-        "main_epochs": 12,
-        "short_epochs": 6,
+        "main_epochs": 10,
+        "short_epochs": 5,
         "max_steps": 0,
         "linear_c_values": (1e-3, 1e-2, 1e-1, 1.0),
         "knn_k": 50,
@@ -237,10 +237,12 @@ def setup(seed: int = 0) -> NotebookSettings:
         The mode's :class:`NotebookSettings`.
     """
     import keras
+    import tensorflow as tf
 
     from simclr_tf import runtime
 
     chosen = settings(seed=seed)
+    tf.get_logger().setLevel("WARNING")  # keep TensorFlow's INFO lines out of the notebooks
     runtime.configure_devices()
     keras.utils.set_random_seed(seed)
     print(f"Mode: {chosen.mode} (set {MODE_ENV_VAR}=smoke|workshop|full before starting Jupyter)")
