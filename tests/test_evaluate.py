@@ -341,3 +341,13 @@ def test_command_line_on_an_image_folder(exported_encoder, tmp_path, capsys):
     assert json.loads((out / "results.json").read_text())["command"].startswith(
         "python -m simclr_tf.evaluate --encoder"
     )
+
+
+def test_linear_probe_with_one_label_per_class_uses_the_grid_middle():
+    rng = np.random.default_rng(0)
+    labels = np.arange(10)
+    features = np.eye(10, dtype=np.float32)[labels] + 0.01 * rng.normal(size=(10, 10))
+    result = evaluate.linear_probe(features, labels, features, labels, c_values=(0.01, 0.1, 1.0))
+    assert result["c"] == 0.1
+    assert result["validation_top1"] == {}
+    assert result["top1"] == 1.0

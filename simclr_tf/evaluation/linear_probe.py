@@ -169,7 +169,8 @@ def linear_probe(
         test_features: frozen features of the test images, ``[N_test, D]``.
         test_labels: integer labels, ``[N_test]``.
         c_values: grid of inverse L2 strengths (scikit-learn's ``C``) tried on the validation
-            split; a single value skips the selection (no validation split is carved).
+            split; a single value skips the selection (no validation split is carved), and
+            so does a training set with one image per class (the middle value is used).
         validation_fraction: share of the training images held out to choose ``C``.
         max_iter: L-BFGS iterations per fit.
         seed: seed of the validation split and the solver.
@@ -198,25 +199,29 @@ def linear_probe(
         raise ValueError("train_labels must hold at least two classes for a classifier.")
 
     c_values = tuple(float(c) for c in c_values)
-    if len(c_values) == 1:
-        if not c_values[0] > 0:
-            raise ValueError(f"c_values must all be > 0; received c_values={c_values!r}.")
-        chosen_c, accuracy_by_c, warm_model, fit_count = c_values[0], {}, None, len(train_labels)
-    else:
+    if not c_values or any(not c > 0 for c in c_values):
+        raise ValueError(f"c_values must be non-empty and all > 0; received c_values={c_values!r}.")
+    chosen_c, accuracy_by_c, warm_model, fit_count = c_values[0], {}, None, len(train_labels)
+    if len(c_values) > 1:
         fit_index, validation_index = split_train_validation(
             train_labels, validation_fraction, seed
         )
-        mean, scale = _standardiser(train_features[fit_index])
-        chosen_c, accuracy_by_c, warm_model = choose_regularization(
-            (train_features[fit_index] - mean) / scale,
-            train_labels[fit_index],
-            (train_features[validation_index] - mean) / scale,
-            train_labels[validation_index],
-            c_values,
-            max_iter,
-            seed,
-        )
-        fit_count = len(fit_index)
+        if len(validation_index) == 0:
+            # One labelled image per class leaves nothing to validate on: take the middle of
+            # the grid rather than ever looking at the test set.
+            chosen_c = sorted(c_values)[len(c_values) // 2]
+        else:
+            mean, scale = _standardiser(train_features[fit_index])
+            chosen_c, accuracy_by_c, warm_model = choose_regularization(
+                (train_features[fit_index] - mean) / scale,
+                train_labels[fit_index],
+                (train_features[validation_index] - mean) / scale,
+                train_labels[validation_index],
+                c_values,
+                max_iter,
+                seed,
+            )
+            fit_count = len(fit_index)
 
     # Refit on every training image, keeping the per-image regularisation that was chosen.
     mean, scale = _standardiser(train_features)
