@@ -1019,8 +1019,9 @@ def two_views(
 
     The views are a pure function of (images, seed, step, config): the same seed and step
     give the same views, a different step gives different views. The two views are two
-    ``augment_batch`` calls with seeds derived from (seed, step). Under a ``tf.distribute`` strategy
-    with several replicas the replica id is folded into the seed too.
+    ``augment_batch`` calls with seeds derived from (seed, step). Under a ``tf.distribute``
+    strategy with several replicas the replica id is folded into the seed too, so each
+    replica's shard of the global batch gets its own augmentations.
 
     Args:
         images: uint8 or float ``[B, H, W, 3]`` (float assumed in [0, 1]).
@@ -1040,7 +1041,6 @@ def two_views(
         batch_seed, tf.cast(step, tf.int64), alg="philox"
     )
     first_seed, second_seed = _view_seeds(_replica_seed(batch_seed))
-    # Two independent calls: outside XLA, TensorFlow runs them at the same time on two cores.
     return augment_batch(images, first_seed, config), augment_batch(images, second_seed, config)
 
 
