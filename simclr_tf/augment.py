@@ -801,14 +801,19 @@ def gaussian_blur(images: tf.Tensor, sigmas: tf.Tensor, kernel_size: int) -> tf.
     safe_sigmas = tf.where(sigmas > 0, sigmas, 1.0)
     kernels = tf.exp(-tf.square(offsets) / (2.0 * tf.square(safe_sigmas)))
     identity = tf.cast(tf.equal(offsets, 0.0), tf.float32)
-    kernels = tf.where(sigmas > 0, kernels, identity)
-    kernels = kernels / tf.reduce_sum(kernels, axis=1, keepdims=True)  # [B, k]
+    kernels = tf.where(sigmas > 0, kernels, identity)  # [B, k], not yet normalised
     taps = [_per_image(kernels[:, tap]) for tap in range(kernel_size)]
+    total = _per_image(tf.reduce_sum(kernels, axis=1))
 
+    # Each pass divides its weighted sum by the kernel's total (rather than normalising the
+    # kernel first): a division is what keeps XLA from recomputing the first pass inside
+    # every tap of the second, which would cost kernel_size times more work.
     padded = tf.pad(images, [[0, 0], [0, 0], [radius, radius], [0, 0]], mode="REFLECT")
     images = tf.add_n([taps[t] * padded[:, :, t : t + width, :] for t in range(kernel_size)])
+    images = images / total
     padded = tf.pad(images, [[0, 0], [radius, radius], [0, 0], [0, 0]], mode="REFLECT")
-    return tf.add_n([taps[t] * padded[:, t : t + height, :, :] for t in range(kernel_size)])
+    images = tf.add_n([taps[t] * padded[:, t : t + height, :, :] for t in range(kernel_size)])
+    return images / total
 
 
 def solarize(
