@@ -100,7 +100,6 @@ PRESETS = ("cifar", "imagenet")
 # Each random choice has its own stream, derived from the batch seed by folding in a fixed
 # number, so that adding an operation never changes the numbers another operation draws.
 _STREAM_CROP = 1
-_STREAM_CROP_POSITION = 2
 _STREAM_FLIP = 3
 _STREAM_JITTER_APPLY = 4
 _STREAM_JITTER_FACTORS = 5
