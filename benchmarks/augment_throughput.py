@@ -256,11 +256,11 @@ def main(argv: list[str] | None = None) -> None:
         default=None,
         help="One batch size per --sizes entry (default: 512 at 32 px, 128 at 96, 32 at 224).",
     )
-    parser.add_argument("--steps", type=int, default=15, help="Timed calls per set-up.")
+    parser.add_argument("--steps", type=int, default=10, help="Timed calls per set-up.")
     parser.add_argument(
-        "--map_batches", type=int, default=6, help="Batches the per-image tf.data.map makes."
+        "--map_batches", type=int, default=4, help="Batches the per-image tf.data.map makes."
     )
-    parser.add_argument("--train_steps", type=int, default=5, help="Timed training steps.")
+    parser.add_argument("--train_steps", type=int, default=3, help="Timed training steps.")
     args = parser.parse_args(argv)
     batches = args.batch_sizes or [DEFAULT_BATCH.get(size, 64) for size in args.sizes]
     if len(batches) != len(args.sizes):
