@@ -119,9 +119,10 @@ def random_resized_crop(
     rng: np.random.Generator,
     area: tuple[float, float] = (0.08, 1.0),
     aspect: tuple[float, float] = (3 / 4, 4 / 3),
+    attempts: int = 10,
 ) -> np.ndarray:
     """A random box of the image (see :func:`sample_crop_box`), resized to ``size``."""
-    box = sample_crop_box(rng, image.shape[0], image.shape[1], area, aspect)
+    box = sample_crop_box(rng, image.shape[0], image.shape[1], area, aspect, attempts)
     return resized_crop(image, box, size)
 
 
@@ -195,6 +196,11 @@ def adjust_hue(image: np.ndarray, shift: float, method: str = "hsv") -> np.ndarr
         matrix = np.linalg.inv(RGB_TO_YIQ) @ rotation @ RGB_TO_YIQ
         return np.clip(image @ matrix.T.astype(np.float32), 0.0, 1.0)
     raise ValueError(f"method must be 'hsv' or 'yiq'; received method={method!r}.")
+
+
+def random_factor(rng: np.random.Generator, max_change: float) -> float:
+    """A factor drawn uniformly from [1 - max_change, 1 + max_change] (never below 0)."""
+    return rng.uniform(max(0.0, 1.0 - max_change), 1.0 + max_change)
 
 
 def color_jitter(
@@ -295,20 +301,18 @@ class ImageTransforms:
         """One random view: float32 ``image_size x 3`` in [0, 1]."""
         config, rng = self.config, self.rng
         view = to_float(image)
-        view = random_resized_crop(view, self.image_size, rng, config.crop_area, config.crop_aspect)
+        view = random_resized_crop(
+            view, self.image_size, rng, config.crop_area, config.crop_aspect, config.crop_attempts
+        )
         if rng.uniform() < config.flip_prob:
             view = horizontal_flip(view)
         if rng.uniform() < config.color_prob:
             order = tuple(rng.permutation(4)) if config.color_random_order else (0, 1, 2, 3)
             view = color_jitter(
                 view,
-                brightness=rng.uniform(
-                    max(0, 1 - config.brightness_range), 1 + config.brightness_range
-                ),
-                contrast=rng.uniform(max(0, 1 - config.contrast_range), 1 + config.contrast_range),
-                saturation=rng.uniform(
-                    max(0, 1 - config.saturation_range), 1 + config.saturation_range
-                ),
+                brightness=random_factor(rng, config.brightness_range),
+                contrast=random_factor(rng, config.contrast_range),
+                saturation=random_factor(rng, config.saturation_range),
                 hue=rng.uniform(-config.hue_range, config.hue_range),
                 order=order,
                 hue_method=config.hue_method,
