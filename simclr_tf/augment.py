@@ -425,17 +425,15 @@ def resized_crop(images: tf.Tensor, boxes: tf.Tensor, size: tuple[int, int]) -> 
 
     Gives the same result as ``tf.image.crop_and_resize(images, boxes, range(B), size)``
     (which has no XLA kernel). A box with ``x_min > x_max`` gives a horizontally flipped crop.
-    Columns are interpolated first, straight from the input's dtype (uint8 images are read as
-    bytes, a quarter of the memory traffic of floats), then rows.
 
     Args:
-        images: ``[B, H, W, C]`` of any real dtype.
+        images: float ``[B, H, W, C]``.
         boxes: float ``[B, 4]`` boxes ``[y_min, x_min, y_max, x_max]`` in normalised
             coordinates (0: centre of the first pixel, 1: centre of the last).
         size: output ``(height, width)``.
 
     Returns:
-        float32 ``[B, size[0], size[1], C]``, in the units of the input.
+        float32 ``[B, size[0], size[1], C]``.
     """
     height, width = tf.shape(images)[1], tf.shape(images)[2]
     out_height, out_width = size
@@ -451,12 +449,12 @@ def resized_crop(images: tf.Tensor, boxes: tf.Tensor, size: tuple[int, int]) -> 
     cols = grid(boxes[:, 1], boxes[:, 3], out_width, width)  # [B, out_width]
     top, bottom, row_weight = _bilinear_weights(rows, height)
     left, right, col_weight = _bilinear_weights(cols, width)
-    left_cols = tf.cast(tf.gather(images, left, axis=2, batch_dims=1), tf.float32)
-    right_cols = tf.cast(tf.gather(images, right, axis=2, batch_dims=1), tf.float32)
-    sampled = left_cols + col_weight[:, None, :, None] * (right_cols - left_cols)
-    top_rows = tf.gather(sampled, top, axis=1, batch_dims=1)
-    bottom_rows = tf.gather(sampled, bottom, axis=1, batch_dims=1)
-    return top_rows + row_weight[:, :, None, None] * (bottom_rows - top_rows)
+    top_rows = tf.gather(images, top, axis=1, batch_dims=1)
+    bottom_rows = tf.gather(images, bottom, axis=1, batch_dims=1)
+    sampled = top_rows + row_weight[:, :, None, None] * (bottom_rows - top_rows)
+    left_cols = tf.gather(sampled, left, axis=2, batch_dims=1)
+    right_cols = tf.gather(sampled, right, axis=2, batch_dims=1)
+    return left_cols + col_weight[:, None, :, None] * (right_cols - left_cols)
 
 
 def flip_boxes(boxes: tf.Tensor, flip: tf.Tensor) -> tf.Tensor:
@@ -580,7 +578,7 @@ def yiq_hue_matrices(shifts: tf.Tensor) -> tf.Tensor:
 
 def _mean_gray(images: tf.Tensor) -> tf.Tensor:
     """``[B]`` mean gray level of each image."""
-    return tf.reduce_mean(tf.reduce_sum(images * _gray_weights(), axis=-1), axis=[1, 2])
+    return tf.reduce_sum(tf.reduce_mean(images, axis=[1, 2]) * _gray_weights(), axis=-1)
 
 
 def _contrast_offsets(images: tf.Tensor, factors: tf.Tensor) -> tf.Tensor:
@@ -940,16 +938,13 @@ def apply_parameters(
     Returns:
         float32 ``[B, S, S, 3]`` in [0, 1]; S is ``config.output_size`` or the input's H, W.
     """
-    images = tf.convert_to_tensor(images)
-    height, width = _check_images(images)
+    height, width = _check_images(tf.convert_to_tensor(images))
+    images = to_unit_range(images)
     size = (config.output_size, config.output_size) if config.output_size else (height, width)
     boxes = params.crop_boxes
     if config.flip_prob > 0:
         boxes = flip_boxes(boxes, params.flip)
-    if images.dtype == tf.uint8:  # crop the bytes, then scale to [0, 1]
-        views = resized_crop(images, boxes, size) * (1.0 / 255.0)
-    else:
-        views = resized_crop(to_unit_range(images), boxes, size)
+    views = resized_crop(images, boxes, size)
     if config.color_prob > 0:
         # Images without jitter get neutral factors, which leave them exactly unchanged.
         order = params.jitter_order if config.color_random_order else None
