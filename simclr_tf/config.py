@@ -177,7 +177,8 @@ class SimCLRConfig:
                 raise ValueError(f"{name} must be >= 0; received {name}={value!r}.")
         if self.projection_layers < 1:
             raise ValueError(
-                f"projection_layers must be >= 1; received projection_layers={self.projection_layers!r}."
+                "projection_layers must be >= 1; received "
+                f"projection_layers={self.projection_layers!r}."
             )
         if not 0.0 < self.crop_min_area <= 1.0:
             raise ValueError(
