@@ -143,3 +143,112 @@ def test_runs_in_smoke_mode(path, smoke_runs_dir):
     failed_checks = [text for text in texts if text.startswith("FAILED ")]
     assert not failed_checks, f"a checker failed on the notebook's own code: {failed_checks}"
     assert any("Mode: smoke" in text for text in texts)
+
+
+# -- simclr_tf.notebook: modes, settings, run folders ------------------------------------------
+
+
+def test_mode_defaults_to_workshop_and_rejects_unknown_names(monkeypatch):
+    from simclr_tf import notebook as nb
+
+    monkeypatch.delenv(nb.MODE_ENV_VAR, raising=False)
+    assert nb.current_mode() == "workshop"
+    monkeypatch.setenv(nb.MODE_ENV_VAR, " Smoke ")
+    assert nb.current_mode() == "smoke"
+    monkeypatch.setenv(nb.MODE_ENV_VAR, "fast")
+    with pytest.raises(ValueError, match="SIMCLR_TF_MODE.*smoke, workshop, full.*'fast'"):
+        nb.current_mode()
+    with pytest.raises(ValueError, match="mode="):
+        nb.settings("fast")
+
+
+@pytest.mark.parametrize("mode", ["smoke", "workshop", "full"])
+def test_every_mode_gives_valid_configs_inside_its_run_folder(mode, monkeypatch, tmp_path):
+    from simclr_tf import notebook as nb
+
+    monkeypatch.setenv(nb.RUNS_DIR_ENV_VAR, str(tmp_path))
+    chosen = nb.settings(mode, seed=3)
+    assert chosen.run_dir == tmp_path / mode
+    main = chosen.pretrain_config("pretrain")
+    short = chosen.pretrain_config("projection_head", short=True, checkpoint_every=7)
+    assert main.epochs == chosen.main_epochs and short.epochs == chosen.short_epochs
+    assert short.epochs <= main.epochs
+    assert short.checkpoint_every == 7 and main.seed == 3
+    assert Path(main.out_dir) == tmp_path / mode / "pretrain"
+    assert main.dataset == chosen.dataset
+    if mode == "full":
+        assert (main.encoder, main.epochs, main.optimizer) == ("resnet18", 1000, "lars")
+
+
+def test_smoke_data_is_a_small_class_balanced_subset():
+    import numpy as np
+
+    from simclr_tf import notebook as nb
+
+    (x_train, y_train), (x_test, y_test) = nb.settings("smoke").load_data()
+    per_class = nb.settings("smoke").images_per_class
+    assert x_train.shape == (10 * per_class, 32, 32, 3) and x_train.dtype == np.uint8
+    assert np.bincount(y_train).tolist() == [per_class] * 10
+    assert np.bincount(y_test).tolist() == [per_class // 5] * 10
+    (again, _), _ = nb.settings("smoke").load_data()
+    assert np.array_equal(again, x_train)
+
+
+@pytest.mark.full_data
+def test_full_mode_loads_the_full_cifar10(cifar10_dir):
+    from simclr_tf import notebook as nb
+
+    (x_train, _), (x_test, _) = nb.settings("full").load_data()
+    assert len(x_train) == 50_000 and len(x_test) == 10_000
+
+
+def test_start_fresh_deletes_only_inside_the_runs_folder(monkeypatch, tmp_path):
+    from simclr_tf import notebook as nb
+
+    monkeypatch.setenv(nb.RUNS_DIR_ENV_VAR, str(tmp_path / "runs"))
+    run = tmp_path / "runs" / "smoke" / "pretrain"
+    (run / "checkpoints").mkdir(parents=True)
+    assert nb.start_fresh(run) == run and not run.exists()
+    outside = tmp_path / "precious"
+    outside.mkdir()
+    with pytest.raises(ValueError, match="refusing"):
+        nb.start_fresh(outside)
+    assert outside.exists()
+
+
+def test_find_or_train_encoder_reuses_notebook_05s_export(monkeypatch, tmp_path):
+    from simclr_tf import notebook as nb
+
+    monkeypatch.setenv(nb.RUNS_DIR_ENV_VAR, str(tmp_path))
+    chosen = nb.settings("smoke")
+    for run in (nb.FALLBACK_RUN, nb.MAIN_RUN):
+        encoder = chosen.run_dir / run / "encoder"
+        encoder.mkdir(parents=True)
+        (encoder / "saved_model.pb").write_bytes(b"")
+    assert nb.find_or_train_encoder(chosen) == str(chosen.run_dir / nb.MAIN_RUN / "encoder")
+
+
+def test_live_plot_and_image_grid_draw():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import numpy as np
+
+    from simclr_tf import notebook as nb
+
+    plot = nb.LiveTrainingPlot(total_steps=4, every=10)
+    for step in range(1, 4):
+        plot(
+            step,
+            {
+                "loss": 5.0 - step,
+                "contrastive_accuracy": 0.1 * step,
+                "probe_accuracy": float("nan"),
+            },
+        )
+    figure = plot.figure()
+    left, right = figure.axes
+    assert len(left.lines) == 1 and len(right.lines) == 1  # the NaN probe is not drawn
+    images = np.zeros((5, 8, 8, 3), np.uint8)
+    grid = nb.show_images(images, titles=list("abcde"), columns=3)
+    assert len(grid.axes) == 6 and [ax.get_title() for ax in grid.axes[:5]] == list("abcde")
