@@ -135,6 +135,9 @@ class Pretrainer:
         if config.steps:
             self.total_steps = min(self.total_steps, config.steps)
         self.augment_config = augment_config_for(config)
+        # Outside the training step (a few images for logs and quality metrics) compiling the
+        # augmentation with XLA for one more shape would cost seconds and save nothing.
+        self._eager_augment_config = dataclasses.replace(self.augment_config, jit_compile=False)
         self.learning_rate = WarmupCosineDecay(
             peak_learning_rate=scaled_learning_rate(
                 config.lr, config.batch_size, config.lr_scaling
@@ -412,10 +415,7 @@ class Pretrainer:
         from simclr_tf.evaluation.quality import alignment, embedding_std, uniformity
 
         view1, view2 = two_views(
-            tf.convert_to_tensor(images),
-            self.config.seed,
-            tf.constant(0, tf.int64),
-            self.augment_config,
+            tf.convert_to_tensor(images), self.config.seed, 0, self._eager_augment_config
         )
         h1 = self.encoder(view1, training=False)
         h2 = self.encoder(view2, training=False)
@@ -427,9 +427,7 @@ class Pretrainer:
 
     def _log_views(self, writer: tf.summary.SummaryWriter, images: Any) -> None:
         local = self.strategy.experimental_local_results(images)[0][:4]
-        view1, view2 = two_views(
-            local, self.config.seed, tf.constant(0, tf.int64), self.augment_config
-        )
+        view1, view2 = two_views(local, self.config.seed, 0, self._eager_augment_config)
         with writer.as_default(step=0):
             tf.summary.image("augmented_views/view1", view1, max_outputs=4)
             tf.summary.image("augmented_views/view2", view2, max_outputs=4)
