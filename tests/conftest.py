@@ -31,3 +31,20 @@ def cifar10_dir() -> str:
     if not os.path.isdir(path):
         pytest.skip(f"SIMCLR_DATA_DIR={path!r} is not a directory")
     return path
+
+
+@pytest.fixture(scope="session")
+def two_replicas() -> tf.distribute.MirroredStrategy:
+    """A MirroredStrategy over the two logical CPUs made above.
+
+    Every MirroredStrategy numbers its collective operations from the same start, so two
+    strategies in one process can mix up their all-reduces and all-gathers ("Shape mismatch in
+    the collective instance"). TensorFlow's test hook ``_collective_key_base`` gives this one
+    (and the next one created anywhere) keys of their own.
+    """
+    devices = [device.name for device in tf.config.list_logical_devices("CPU")][:2]
+    key_base = tf.distribute.MirroredStrategy._collective_key_base + 1000
+    tf.distribute.MirroredStrategy._collective_key_base = key_base
+    strategy = tf.distribute.MirroredStrategy(devices)
+    tf.distribute.MirroredStrategy._collective_key_base = key_base + 1000
+    return strategy

@@ -161,25 +161,6 @@ def test_non_positive_temperature_raises(temperature):
 # --- Several replicas -------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def two_replicas() -> tf.distribute.MirroredStrategy:
-    """A MirroredStrategy over the two logical CPUs of tests/conftest.py.
-
-    Every MirroredStrategy numbers its collective operations from the same start, so two
-    strategies in one process can mix up their all-reduces and all-gathers ("Shape mismatch in
-    the collective instance"). TensorFlow's test hook ``_collective_key_base`` gives this one
-    (and the next one created anywhere) keys of their own.
-    """
-    devices = [device.name for device in tf.config.list_logical_devices("CPU")][:2]
-    if len(devices) < 2:
-        pytest.skip("needs the two logical CPU devices that tests/conftest.py creates")
-    key_base = tf.distribute.MirroredStrategy._collective_key_base + 1000
-    tf.distribute.MirroredStrategy._collective_key_base = key_base
-    strategy = tf.distribute.MirroredStrategy(devices)
-    tf.distribute.MirroredStrategy._collective_key_base = key_base + 1000
-    return strategy
-
-
 def _per_replica(strategy, array: np.ndarray):
     """Splits the rows of ``array`` evenly over the replicas."""
     parts = np.split(array, strategy.num_replicas_in_sync)

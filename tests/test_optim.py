@@ -147,25 +147,6 @@ def test_lars_honours_keras_exclusion_by_name():
     np.testing.assert_array_equal(kernel.numpy(), np.ones((2, 2)))
 
 
-@pytest.fixture(scope="module")
-def two_replicas() -> tf.distribute.MirroredStrategy:
-    """A MirroredStrategy over the two logical CPUs of tests/conftest.py.
-
-    Every MirroredStrategy numbers its collective operations from the same start, so two
-    strategies in one process can mix up their all-reduces and all-gathers ("Shape mismatch in
-    the collective instance"). TensorFlow's test hook ``_collective_key_base`` gives this one
-    (and the next one created anywhere) keys of their own.
-    """
-    devices = [device.name for device in tf.config.list_logical_devices("CPU")][:2]
-    if len(devices) < 2:
-        pytest.skip("needs the two logical CPU devices that tests/conftest.py creates")
-    key_base = tf.distribute.MirroredStrategy._collective_key_base + 1000
-    tf.distribute.MirroredStrategy._collective_key_base = key_base
-    strategy = tf.distribute.MirroredStrategy(devices)
-    tf.distribute.MirroredStrategy._collective_key_base = key_base + 1000
-    return strategy
-
-
 @pytest.mark.parametrize("loss_scaling", [False, True])
 def test_lars_under_mirrored_strategy_matches_reference(problem, loss_scaling, two_replicas):
     strategy = two_replicas
