@@ -11,7 +11,8 @@ takes every flag of ``python -m simclr_tf.train`` and, in one go:
    kNN, label-free quality, and the same architecture with random weights as the baseline the
    learned features must beat;
 4. draws the training curves, a t-SNE of the test representations, a nearest-neighbour grid,
-   and writes the TensorBoard Embedding Projector files;
+   and writes the TensorBoard Embedding Projector files (``RUN_DIR/plots``), from the features
+   the evaluation extracted;
 5. prints a summary with every path.
 
 ``RUN_DIR/evaluation/results.md`` and ``results.json`` keep the numbers with the command that
@@ -26,8 +27,6 @@ import sys
 import time
 from collections.abc import Sequence
 from typing import Any
-
-import numpy as np
 
 from simclr_tf import train
 from simclr_tf.config import SimCLRConfig
@@ -68,15 +67,13 @@ def run_main_job(
         protocols=protocols,
         data=data,
         out_dir=os.path.join(config.out_dir, "evaluation"),
+        figures_dir=os.path.join(config.out_dir, "plots"),
         command=command,
         seed=config.seed,
         log=print if config.verbose else None,
     )
     seconds["evaluate"] = time.perf_counter() - start
-
-    start = time.perf_counter()
-    paths = draw_plots(config, result.encoder_path, data)
-    seconds["plots"] = time.perf_counter() - start
+    paths = dict(results.pop("figures"))
     paths.update(
         run_dir=config.out_dir,
         encoder=result.encoder_path,
@@ -87,53 +84,6 @@ def run_main_job(
     results["paths"] = paths
     results["seconds"] = seconds
     return results
-
-
-def draw_plots(config: SimCLRConfig, encoder_path: str, data: Any) -> dict[str, str]:
-    """Training curves, t-SNE, nearest neighbours and projector files for a finished run."""
-    import matplotlib.pyplot as plt
-
-    from simclr_tf import viz
-    from simclr_tf.data import CIFAR10_CLASSES
-    from simclr_tf.evaluate import extract_features
-
-    plots = os.path.join(config.out_dir, "plots")
-    os.makedirs(plots, exist_ok=True)
-    (x_train, y_train), (x_test, y_test) = data
-    class_names = list(CIFAR10_CLASSES) if config.dataset != "folder" else None
-    train_features = extract_features(encoder_path, x_train)
-    test_features = extract_features(encoder_path, x_test)
-    paths = {
-        "training_curves": os.path.join(plots, "training_curves.png"),
-        "neighbours": os.path.join(plots, "nearest_neighbours.png"),
-    }
-    viz.plot_training_curves(os.path.join(config.out_dir, "metrics.csv"), paths["training_curves"])
-    # Queries from the test split, neighbours from the training split: what the encoder
-    # retrieves for images it never saw.
-    queries = np.random.default_rng(config.seed).choice(len(x_test), size=8, replace=False)
-    viz.plot_retrieval_grid(
-        x_test[queries],
-        test_features[queries],
-        x_train,
-        train_features,
-        paths["neighbours"],
-        query_labels=None if y_test is None else y_test[queries],
-        gallery_labels=y_train,
-        class_names=class_names,
-    )
-    if y_test is not None:
-        paths["tsne"] = os.path.join(plots, "tsne.png")
-        viz.plot_tsne(test_features, y_test, paths["tsne"], class_names, seed=config.seed)
-    paths["projector"] = viz.export_projector(
-        test_features,
-        os.path.join(config.out_dir, "logs"),
-        labels=y_test,
-        images=x_test,
-        class_names=class_names,
-        seed=config.seed,
-    )
-    plt.close("all")
-    return {name: str(path) for name, path in paths.items()}
 
 
 def format_summary(results: dict[str, Any]) -> str:
@@ -153,10 +103,10 @@ def format_summary(results: dict[str, Any]) -> str:
     ]
     width = max(len(name) for name in results["paths"])
     lines += [f"  {name:<{width}}  {path}" for name, path in results["paths"].items()]
-    lines.append(
-        f"\nBrowse the logs and the embedding projector: tensorboard --logdir "
-        f"{results['paths']['tensorboard']}"
-    )
+    lines.append(f"\nBrowse the logs: tensorboard --logdir {results['paths']['tensorboard']}")
+    if "projector" in results["paths"]:
+        projector = os.path.dirname(results["paths"]["projector"])
+        lines.append(f"Browse the embedding projector: tensorboard --logdir {projector}")
     return "\n".join(lines)
 
 

@@ -40,10 +40,10 @@ def test_main_job_writes_every_artefact_and_reuses_the_run(tmp_path, monkeypatch
         results = json.load(handle)
     assert set(results["protocols"]) == {"linear", "knn", "random_init"}
     assert results["command"].startswith("python -m simclr_tf.pipeline --preset=smoke")
-    for name in ("training_curves.png", "nearest_neighbours.png", "tsne.png"):
+    for name in ("training_curves.png", "retrieval.png", "tsne.png"):
         with open(os.path.join(out_dir, "plots", name), "rb") as handle:
             assert handle.read(8) == b"\x89PNG\r\n\x1a\n", name
-    assert os.path.isfile(os.path.join(out_dir, "logs", "projector_config.pbtxt"))
+    assert os.path.isfile(os.path.join(out_dir, "plots", "projector", "projector_config.pbtxt"))
     assert os.path.isfile(os.path.join(out_dir, "encoder", "saved_model.pb"))
 
     # Running the same command again continues the finished run: no new steps, same encoder.
