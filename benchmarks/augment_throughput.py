@@ -196,46 +196,16 @@ def time_per_image_map(size: int, batch: int, num_images: int) -> tuple[float, f
     return count / (time.perf_counter() - start), (time.process_time() - cpu_start) / count
 
 
-def make_training_step(encoder, head):
-    """A compiled forward+backward pass of encoder, head and NT-Xent on two views."""
-    from simclr_tf.losses import nt_xent_loss
-
-    weights = encoder.trainable_variables + head.trainable_variables
-
-    @tf.function
-    def step(view1, view2):
-        with tf.GradientTape() as tape:
-            z1 = head(encoder(view1, training=True), training=True)
-            z2 = head(encoder(view2, training=True), training=True)
-            loss, _ = nt_xent_loss(z1, z2, 0.5)
-        gradients = tape.gradient(loss, weights)
-        # Reduce every gradient to one number so that no work can be skipped.
-        return loss + tf.add_n([tf.reduce_sum(g) for g in gradients]) * 0.0
-
-    return step
-
-
-def time_training_step(batch: int, steps: int) -> dict[str, float] | str:
+def time_training_step(batch: int, steps: int) -> dict[str, float]:
     """Seconds per forward+backward step of the small CPU encoder on two 32 px views."""
-    try:
-        import keras
+    from bare_step import make_step  # a sibling script: benchmarks/ is on sys.path
 
-        from simclr_tf.models import build_encoder, build_projection_head
-    except ImportError as error:  # pragma: no cover - depends on the other modules
-        return f"not measured: {error}"
     rng = np.random.default_rng(2)
     view1 = tf.constant(rng.random((batch, 32, 32, 3), dtype=np.float32))
     view2 = tf.constant(rng.random((batch, 32, 32, 3), dtype=np.float32))
     results = {}
     for precision in ("float32", "mixed_bfloat16"):
-        keras.mixed_precision.set_global_policy(precision)
-        try:
-            keras.utils.set_random_seed(0)
-            encoder = build_encoder("small_cnn", image_size=32)
-            head = build_projection_head(encoder.output_shape[-1])
-        finally:
-            keras.mixed_precision.set_global_policy("float32")
-        step = make_training_step(encoder, head)
+        step = make_step("small_cnn", precision, False, 32)
         step(view1, view2).numpy()
         times = []
         for _ in range(steps):
@@ -304,16 +274,13 @@ def main(argv: list[str] | None = None) -> None:
     if augment_seconds_32 is not None:
         step = time_training_step(batch_32, args.train_steps)
         print(f"\nAugmentation vs. training step at 32 px, batch {batch_32}:")
-        if isinstance(step, str):
-            print(f"  training step {step}")
-        else:
-            print(f"  augmentation (two views, default set-up): {augment_seconds_32 * 1e3:.1f} ms")
-            for precision, seconds in step.items():
-                share = augment_seconds_32 / (augment_seconds_32 + seconds)
-                print(
-                    f"  small_cnn forward+backward, {precision}: {seconds * 1e3:.0f} ms -> "
-                    f"augmentation is {100 * share:.1f} % of augmentation + step"
-                )
+        print(f"  augmentation (two views, default set-up): {augment_seconds_32 * 1e3:.1f} ms")
+        for precision, seconds in step.items():
+            share = augment_seconds_32 / (augment_seconds_32 + seconds)
+            print(
+                f"  small_cnn forward+backward, {precision}: {seconds * 1e3:.0f} ms -> "
+                f"augmentation is {100 * share:.1f} % of augmentation + step"
+            )
 
 
 if __name__ == "__main__":

@@ -38,6 +38,37 @@ from simclr_tf.losses import nt_xent_loss  # noqa: E402
 from simclr_tf.models import build_encoder, build_projection_head  # noqa: E402
 
 
+def forward_backward_step(
+    encoder: keras.Model,
+    head: keras.Model,
+    jit_compile: bool = False,
+    temperature: float = 0.5,
+    concatenate_views: bool = False,
+):
+    """A compiled forward + backward of encoder, head and NT-Xent on two batches of views.
+
+    With ``concatenate_views`` both views go through the networks as one batch of 2N, as the
+    training loop does (BatchNorm sees both views); otherwise as two batches of N.
+    """
+    weights = encoder.trainable_variables + head.trainable_variables
+
+    @tf.function(jit_compile=jit_compile)
+    def step(view1: tf.Tensor, view2: tf.Tensor) -> tf.Tensor:
+        with tf.GradientTape() as tape:
+            if concatenate_views:
+                z = head(encoder(tf.concat([view1, view2], 0), training=True), training=True)
+                z1, z2 = tf.split(z, 2)
+            else:
+                z1 = head(encoder(view1, training=True), training=True)
+                z2 = head(encoder(view2, training=True), training=True)
+            loss, _ = nt_xent_loss(z1, z2, temperature)
+        gradients = tape.gradient(loss, weights)
+        # Reduce every gradient to one number so that no work can be skipped.
+        return loss + tf.add_n([tf.reduce_sum(g) for g in gradients]) * 0.0
+
+    return step
+
+
 def make_step(encoder_name: str, precision: str, jit_compile: bool, image_size: int):
     """Builds encoder and head under ``precision`` and returns a compiled training step."""
     keras.mixed_precision.set_global_policy(precision)
@@ -47,19 +78,7 @@ def make_step(encoder_name: str, precision: str, jit_compile: bool, image_size: 
         head = build_projection_head(encoder.output_shape[-1])
     finally:
         keras.mixed_precision.set_global_policy("float32")
-    weights = encoder.trainable_variables + head.trainable_variables
-
-    @tf.function(jit_compile=jit_compile)
-    def step(view1: tf.Tensor, view2: tf.Tensor) -> tf.Tensor:
-        with tf.GradientTape() as tape:
-            z1 = head(encoder(view1, training=True), training=True)
-            z2 = head(encoder(view2, training=True), training=True)
-            loss, _ = nt_xent_loss(z1, z2, 0.5)
-        gradients = tape.gradient(loss, weights)
-        # Reduce every gradient to one number so that no work can be skipped.
-        return loss + tf.add_n([tf.reduce_sum(g) for g in gradients]) * 0.0
-
-    return step
+    return forward_backward_step(encoder, head, jit_compile)
 
 
 def measure(
