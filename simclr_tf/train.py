@@ -337,7 +337,9 @@ class Pretrainer:
             for batch_images, batch_labels in dataset:
                 if int(self.step.numpy()) >= self.total_steps:
                     break
-                metrics = self._run_step(batch_images, batch_labels, has_labels)
+                metrics = self.train_step(batch_images, batch_labels)
+                if not has_labels:
+                    metrics["probe_accuracy"] = float("nan")
                 step = int(self.step.numpy())
                 tick = time.perf_counter()
                 if last_tick is not None:
@@ -402,13 +404,6 @@ class Pretrainer:
                 break
         writer.close()
         return rows
-
-    def _run_step(self, images: Any, labels: Any, has_labels: bool) -> dict[str, float]:
-        metrics = self._train_step(images, labels)
-        metrics = {name: float(value) for name, value in metrics.items()}
-        if not has_labels:
-            metrics["probe_accuracy"] = float("nan")
-        return metrics
 
     def representation_quality(self, images: np.ndarray) -> dict[str, float]:
         """Alignment, uniformity and per-dimension std of normalised ``h`` on fixed images."""
