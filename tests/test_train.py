@@ -65,6 +65,22 @@ def test_unlabeled_data_trains_without_probe(tmp_path):
     assert np.isfinite(rows[0]["loss"])
 
 
+def test_a_callback_can_stop_training_and_the_epoch_is_closed(tmp_path):
+    images, labels = _images()
+    config = _config(tmp_path, steps=0, epochs=3)
+    trainer = train.Pretrainer(config, num_examples=len(images), num_classes=10)
+
+    def stop_after_six(step, metrics):
+        if step == 6:
+            trainer.stop_training = True
+
+    rows = trainer.fit(images, labels, callbacks=[stop_after_six])
+    assert int(trainer.step.numpy()) == 6
+    assert [(row["epoch"], row["step"]) for row in rows] == [(1, 4), (2, 6)]
+    checkpoints = tf.train.get_checkpoint_state(str(tmp_path / "run" / "checkpoints"))
+    assert checkpoints.model_checkpoint_path.endswith("ckpt-6")
+
+
 @pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
 def test_mixed_precision_step(tmp_path, precision):
     images, labels = _images(32)
