@@ -91,8 +91,8 @@ def main() -> None:
     parser.add_argument("--encoder", default="small_cnn")
     parser.add_argument("--precisions", nargs="+", default=["float32", "mixed_bfloat16"])
     parser.add_argument("--batch_size", type=int, default=256)
-    parser.add_argument("--images", type=int, default=4096, help="Images per epoch.")
-    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--images", type=int, default=12800, help="Images per epoch.")
+    parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--steps", type=int, default=8, help="Timed bare steps.")
     args = parser.parse_args()
 
