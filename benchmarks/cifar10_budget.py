@@ -46,7 +46,10 @@ from simclr_tf.config import SimCLRConfig, preset  # noqa: E402
 from simclr_tf.evaluate import evaluate_encoder  # noqa: E402
 from simclr_tf.train import ArrayImages, Pretrainer  # noqa: E402
 
-CALIBRATION_STEPS = 8
+# Steps timed to size the schedule: the median of CALIBRATION_STEPS after the first step
+# (tracing) and CALIBRATION_WARMUP_STEPS more (the first steps after tracing run slower).
+CALIBRATION_STEPS = 10
+CALIBRATION_WARMUP_STEPS = 2
 # Seconds an epoch end costs (checkpoint + quality metrics), and the one-time extra of the
 # first epoch (first call of the quality metrics, first checkpoint), measured here.
 EPOCH_END_SECONDS = 1.5
@@ -80,17 +83,19 @@ def parse_overrides(pairs: list[str]) -> dict[str, object]:
 
 
 def seconds_per_step(config: SimCLRConfig, images: np.ndarray, labels: np.ndarray) -> tuple:
-    """Times ``CALIBRATION_STEPS`` steps of a throwaway Pretrainer; returns (s/step, tracing s)."""
+    """Times steps of a throwaway Pretrainer; returns (median s/step, tracing s)."""
     probe = Pretrainer(config.replace(verbose=0), len(images), int(labels.max()) + 1)
     batch = config.batch_size
     start = time.perf_counter()
     probe.train_step(images[:batch], labels[:batch])
     tracing = time.perf_counter() - start
-    start = time.perf_counter()
-    for index in range(1, CALIBRATION_STEPS + 1):
+    durations = []
+    for index in range(1, CALIBRATION_WARMUP_STEPS + CALIBRATION_STEPS + 1):
         chunk = slice(index * batch, (index + 1) * batch)
+        start = time.perf_counter()
         probe.train_step(images[chunk], labels[chunk])
-    return (time.perf_counter() - start) / CALIBRATION_STEPS, tracing
+        durations.append(time.perf_counter() - start)
+    return float(np.median(durations[CALIBRATION_WARMUP_STEPS:])), tracing
 
 
 def main(argv: list[str] | None = None) -> dict[str, object]:
@@ -176,6 +181,8 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "final_loss": rows[-1]["loss"] if rows else None,
         "load_average": os.getloadavg(),
         "tensorflow": tf.__version__,
+        "cpu": runtime.cpu_name(),
+        "cpu_count": os.cpu_count(),
         "config": config.to_dict(),
         "preset": args.preset,
         "overrides": args.set,

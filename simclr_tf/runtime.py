@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import platform
 from collections.abc import Iterator
 
 import keras
@@ -53,6 +54,23 @@ def device_summary() -> str:
         f"TensorFlow {tf.__version__}: no GPU found, running on the CPU ({cores} cores). "
         "Everything works, only slower."
     )
+
+
+def cpu_name() -> str:
+    """The processor's model name (for example "AMD EPYC"), to label measured figures.
+
+    Returns:
+        The first ``model name`` of ``/proc/cpuinfo`` on Linux, else what
+        ``platform.processor()`` says, else "unknown CPU".
+    """
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
 
 
 def make_strategy(name: str = "auto") -> tf.distribute.Strategy:
