@@ -59,6 +59,12 @@ class SimCLRConfig:
         "32 px or less and the ImageNet 7x7 stride-2 stem with max-pool otherwise.",
         default="auto",
     )
+    representation_dim: int = _help(
+        "Width of the representation h. 0 keeps the encoder's own (512 x width for ResNet-18/34, "
+        "256 x width for small_cnn); any other value adds a 1x1 convolution to that many "
+        "channels, with BatchNorm and ReLU, before the global pooling.",
+        default=0,
+    )
     projection_layers: int = _help(
         "Dense layers in the projection head g (2 as SimCLR v1, 3 as v2).", default=2
     )
@@ -163,6 +169,7 @@ class SimCLRConfig:
                 raise ValueError(f"{name} must be > 0; received {name}={value!r}.")
         non_negative = (
             "projection_hidden_dim",
+            "representation_dim",
             "steps",
             "lr",
             "weight_decay",

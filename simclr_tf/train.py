@@ -76,6 +76,7 @@ _ARCHITECTURE_FIELDS = (
     "encoder",
     "width",
     "stem",
+    "representation_dim",
     "image_size",
     "projection_layers",
     "projection_hidden_dim",
@@ -153,6 +154,7 @@ class Pretrainer:
                 config.image_size,
                 width=config.width,
                 stem=config.stem,
+                representation_dim=config.representation_dim,
                 synchronized_batchnorm=synchronized,
             )
             representation_dim = int(self.encoder.output.shape[-1])

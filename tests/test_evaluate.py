@@ -292,6 +292,19 @@ def test_encoder_rebuilt_from_an_export_has_its_weights(tiny_encoder, exported_e
     np.testing.assert_array_equal(fresh.get_weights()[0], same_seed.get_weights()[0])
 
 
+def test_encoder_with_a_wider_representation_is_rebuilt_from_its_export(tmp_path):
+    from simclr_tf.evaluation.finetune import keras_copy
+
+    keras.utils.set_random_seed(7)
+    wide = build_encoder("small_cnn", IMAGE_SIZE, representation_dim=64)
+    config = {"encoder": "small_cnn", "width": 1, "stem": "auto", "representation_dim": 64}
+    path = export_encoder(wide, tmp_path / "encoder", IMAGE_SIZE, metadata={"config": config})
+    copy = keras_copy(evaluate.FeatureEncoder(path), pretrained=True)
+    assert copy.output_shape == (None, 64)
+    for a, b in zip(copy.get_weights(), wide.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_train_classifier_learns_an_easy_task():
     keras.utils.set_random_seed(0)
     model = build_encoder("small_cnn", IMAGE_SIZE)

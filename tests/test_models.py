@@ -53,6 +53,23 @@ def test_encoder_output_dim_formula():
     assert encoder_output_dim("small_cnn", 3) == 768
 
 
+def test_representation_dim_adds_a_pointwise_expansion_before_pooling():
+    plain = build_encoder("small_cnn", 32)
+    wide = build_encoder("small_cnn", 32, representation_dim=1024)
+    assert encoder_output_dim("small_cnn", 1, 1024) == 1024
+    h = wide(random_images(3, 32), training=False)
+    assert tuple(h.shape) == (3, 1024)
+    assert h.dtype == tf.float32
+    expand = wide.get_layer("expand_conv")
+    assert expand.kernel_size == (1, 1)
+    assert tuple(expand.input.shape) == (None, 4, 4, 256)
+    # 1x1 kernel 256 x 1024, and the BatchNorm's gamma and beta: nothing else is added.
+    added = trainable_parameter_count(wide) - trainable_parameter_count(plain)
+    assert added == 256 * 1024 + 2 * 1024
+    # ReLU before the pooling: every pooled feature is a mean of non-negative values.
+    assert float(tf.reduce_min(h)) >= 0.0
+
+
 def _resnet_parameter_count(block: str, blocks: tuple[int, ...], stem_kernel: int) -> int:
     """Counts conv kernels and BatchNorm (gamma, beta) of a ResNet v1 without the fc layer."""
 
@@ -204,6 +221,8 @@ def test_resnet50_runs_and_trains_at_32_px():
         ({"name": "resnet18", "image_size": -32}, "image_size"),
         ({"name": "resnet18", "image_size": 32, "width": 0}, "width"),
         ({"name": "resnet18", "image_size": 32, "stem": "tiny"}, "stem"),
+        ({"name": "small_cnn", "image_size": 32, "representation_dim": -1}, "representation_dim"),
+        ({"name": "small_cnn", "image_size": 32, "representation_dim": 2.5}, "representation_dim"),
     ],
 )
 def test_build_encoder_rejects_bad_arguments(kwargs, argument):

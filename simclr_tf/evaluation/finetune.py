@@ -116,6 +116,7 @@ def architecture_of(encoder: FeatureEncoder) -> dict[str, Any]:
                 "image_size": int(encoder.image_size[0]),
                 "width": int(config.get("width", 1)),
                 "stem": config.get("stem", "auto"),
+                "representation_dim": int(config.get("representation_dim", 0)),
             }
     raise ValueError(
         f"The export at {encoder.path!r} does not record its architecture (no 'config' in "
@@ -148,7 +149,13 @@ def keras_copy(encoder: FeatureEncoder, pretrained: bool, seed: int = 0) -> kera
     from simclr_tf.models import build_encoder
 
     spec = architecture_of(encoder)
-    model = build_encoder(spec["name"], spec["image_size"], spec["width"], spec["stem"])
+    model = build_encoder(
+        spec["name"],
+        spec["image_size"],
+        spec["width"],
+        spec["stem"],
+        representation_dim=spec["representation_dim"],
+    )
     if pretrained:
         saved = {v.name.split(":")[0]: v for v in encoder._saved_model.variables}
         for variable in model.variables:
