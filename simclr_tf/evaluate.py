@@ -357,6 +357,12 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--image_size", type=int, default=32, help="Image side for --random_encoder."
     )
+    parser.add_argument(
+        "--representation_dim",
+        type=int,
+        default=0,
+        help="Width of h for --random_encoder (0: the encoder's own; see the training flag).",
+    )
     parser.add_argument("--dataset", default="sample", choices=DATASETS, help="Evaluation data.")
     parser.add_argument(
         "--data_dir",
@@ -410,7 +416,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         from simclr_tf.models import build_encoder
 
         keras.utils.set_random_seed(args.seed)
-        encoder = build_encoder(args.random_encoder, args.image_size)
+        encoder = build_encoder(
+            args.random_encoder, args.image_size, representation_dim=args.representation_dim
+        )
         out = args.out or os.path.join("runs", f"evaluation-random-{args.random_encoder}")
     command = shlex.join(
         ["python", "-m", "simclr_tf.evaluate", *(sys.argv[1:] if argv is None else argv)]

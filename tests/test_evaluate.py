@@ -356,6 +356,19 @@ def test_command_line_on_an_image_folder(exported_encoder, tmp_path, capsys):
     )
 
 
+def test_command_line_random_encoder_with_a_wider_representation(tmp_path):
+    images, labels = colour_images(24, num_classes=2, seed=6)
+    for index, (image, label) in enumerate(zip(images, labels, strict=True)):
+        folder = tmp_path / "images" / ("red", "green")[label]
+        folder.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(folder / f"{index}.png"), image[..., ::-1])
+    argv = ["--random_encoder", "small_cnn", "--representation_dim", "48"]
+    argv += ["--image_size", str(IMAGE_SIZE), "--dataset", "folder", "--protocols", "quality"]
+    argv += ["--data_dir", str(tmp_path / "images"), "--out", str(tmp_path / "out")]
+    results = evaluate.main(argv)
+    assert results["feature_dim"] == 48
+
+
 def test_linear_probe_with_one_label_per_class_uses_the_grid_middle():
     rng = np.random.default_rng(0)
     labels = np.arange(10)
