@@ -51,7 +51,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from bare_step import forward_backward_step  # noqa: E402
 
-from simclr_tf import augment, train  # noqa: E402
+from simclr_tf import augment, runtime, train  # noqa: E402
 from simclr_tf.config import preset  # noqa: E402
 
 THREAD_SETTINGS = ((0, 0), (2, 1), (2, 2), (1, 2), (1, 1))
@@ -161,7 +161,7 @@ def input_pipeline(batch_size: int, batches: int) -> dict[str, float]:
             next(iterator)
         feed = batches * batch_size / (time.perf_counter() - start)
     batch = tf.constant(pixels[:batch_size])
-    augment_config = augment.AugmentConfig.preset("cifar", crop_min_area=config.crop_min_area)
+    augment_config = train.augment_config_for(config)
     seconds = time_in_turns(
         {"augment": lambda: [v.numpy() for v in augment.two_views(batch, 0, 1, augment_config)]},
         steps=10,
@@ -195,7 +195,7 @@ def thread_sweep(script: str) -> None:
         row = [line for line in output.splitlines() if line.startswith("| small_cnn")][0]
         cells = [cell.strip() for cell in row.strip("|").split("|")]
         print(
-            f"| {intra or 'default'} | {inter or 'default'} | {cells[4]} | {cells[5]} | "
+            f"| {intra or 'default'} | {inter or 'default'} | {cells[3]} | {cells[4]} | "
             f"{cells[-1]} |",
             flush=True,
         )
@@ -206,7 +206,12 @@ def main() -> None:
     parser.add_argument("--encoders", nargs="+", default=["small_cnn", "resnet18"])
     parser.add_argument("--precisions", nargs="+", default=["float32", "mixed_bfloat16"])
     parser.add_argument("--jit", nargs="+", default=["off", "on"], choices=["off", "on"])
-    parser.add_argument("--batch_size", type=int, default=256)
+    parser.add_argument(
+        "--batch_size",
+        type=int,
+        default=preset("cpu").batch_size,
+        help="Images per step (default: the cpu preset's).",
+    )
     parser.add_argument("--steps", type=int, default=4, help="Timed steps per configuration.")
     parser.add_argument("--warmup_steps", type=int, default=2)
     parser.add_argument("--intra_op_threads", type=int, default=0, help="0: TensorFlow's choice.")
@@ -225,8 +230,9 @@ def main() -> None:
     tf.config.threading.set_inter_op_parallelism_threads(args.inter_op_threads)
 
     print(
-        f"batch {args.batch_size} (2 x {args.batch_size} views of 32x32), {os.cpu_count()} CPU "
-        f"threads, intra/inter-op threads {args.intra_op_threads}/{args.inter_op_threads} "
+        f"{runtime.cpu_name()}; batch {args.batch_size} (2 x {args.batch_size} views of 32x32), "
+        f"{os.cpu_count()} CPU threads, intra/inter-op threads "
+        f"{args.intra_op_threads}/{args.inter_op_threads} "
         f"(0 = TensorFlow's choice), TF {tf.__version__}, Keras {keras.__version__}, median of "
         f"{args.steps} steps.\n"
     )

@@ -34,7 +34,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from bare_step import forward_backward_step  # noqa: E402
 
-from simclr_tf import train  # noqa: E402
+from simclr_tf import runtime, train  # noqa: E402
 from simclr_tf.config import preset  # noqa: E402
 
 
@@ -90,14 +90,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--encoder", default="small_cnn")
     parser.add_argument("--precisions", nargs="+", default=["float32", "mixed_bfloat16"])
-    parser.add_argument("--batch_size", type=int, default=256)
+    parser.add_argument(
+        "--batch_size",
+        type=int,
+        default=preset("cpu").batch_size,
+        help="Images per step (default: the cpu preset's).",
+    )
     parser.add_argument("--images", type=int, default=12800, help="Images per epoch.")
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--steps", type=int, default=8, help="Timed bare steps.")
     args = parser.parse_args()
 
     print(
-        f"{args.encoder}, batch {args.batch_size}, 32x32, {os.cpu_count()} CPU threads, "
+        f"{runtime.cpu_name()}; {args.encoder}, batch {args.batch_size}, 32x32, "
+        f"{os.cpu_count()} CPU threads, "
         f"TF {tf.__version__}; loop: {args.epochs} epochs of {args.images} images.\n"
     )
     print("| precision | bare step images/s | training loop images/s | loop / bare | load |")
