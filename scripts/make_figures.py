@@ -19,6 +19,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import matplotlib  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -212,6 +213,91 @@ def augmented_views(path: Path) -> None:
     views2 = np.stack([second.numpy() for _, second in pairs])
     titles = [st.data.CIFAR10_CLASSES[int(labels[index])] for index in picks]
     fig = st.viz.plot_view_pairs(batch, views1, views2, titles=titles, path=path)
+    plt.close(fig)
+
+
+# -- Accuracy per minute of CPU (README, performance section) -------------------------------
+
+BUDGET_RESULTS_DIR = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+# Sub-folders of BUDGET_RESULTS_DIR, one per machine the budget runs were made on.
+BUDGET_MACHINES = {
+    "intel-xeon-amx": "Intel Xeon (AMX), 2 cores",
+    "amd-epyc": "AMD EPYC (Zen 4, no AMX), 2 cores",
+}
+
+
+def _budget_runs_of_cpu_preset(folder: Path) -> list[dict]:
+    """The ``budget-*.json`` results in ``folder`` whose recipe is the current ``cpu`` preset."""
+    import json
+
+    from simclr_tf.config import preset
+
+    # Fields that size or place a run rather than define its recipe.
+    run_fields = {"steps", "epochs", "out_dir", "verbose", "checkpoint_every", "data_dir"}
+    recipe = preset("cpu", dataset="cifar10").to_dict()
+    defaults = preset("paper").to_dict()
+    runs = []
+    for result_path in sorted(folder.glob("budget-*.json")):
+        result = json.loads(result_path.read_text(encoding="utf-8"))
+        # Fields that a result predates had their default value.
+        config = {**defaults, **result["config"]}
+        if all(config[k] == v for k, v in recipe.items() if k not in run_fields):
+            runs.append(result)
+    return sorted(runs, key=lambda result: result["minutes"])
+
+
+@figure("cifar10_budget.png")
+def cifar10_budget(path: Path) -> None:
+    """Linear-probe and kNN top-1 on CIFAR-10 against the pretraining budget in minutes.
+
+    Reads the ``budget-*.json`` files that ``benchmarks/cifar10_budget.py`` wrote and that
+    were copied to ``benchmarks/results/<machine>/``; only runs whose recipe is the current
+    ``cpu`` preset are drawn (whatever flags produced them), one line per machine and protocol.
+    """
+    fig, axes = plt.subplots(figsize=(6.4, 4.0))
+    drawn = []
+    for (folder, machine), colour in zip(BUDGET_MACHINES.items(), ("C0", "C1"), strict=True):
+        runs = _budget_runs_of_cpu_preset(BUDGET_RESULTS_DIR / folder)
+        if not runs:
+            continue
+        minutes = [result["minutes"] for result in runs]
+        drawn.extend(minutes)
+        for key, label, style in (
+            ("linear_top1", "linear probe", "-o"),
+            ("knn_top1", "kNN", "--s"),
+        ):
+            values = [100 * result[key] for result in runs]
+            axes.plot(minutes, values, style, color=colour, label=f"{label}, {machine}")
+            for x, y in zip(minutes, values, strict=True):
+                axes.annotate(f"{y:.1f}", (x, y), textcoords="offset points", xytext=(4, -12))
+        for x, result in zip(minutes, runs, strict=True):
+            axes.annotate(
+                f"{result['epochs']:.1f} ep",
+                (x, 100 * result["linear_top1"]),
+                textcoords="offset points",
+                xytext=(-10, 8),
+                fontsize=8,
+                color=colour,
+            )
+    if not drawn:
+        raise FileNotFoundError(
+            f"No budget results of the cpu preset under {BUDGET_RESULTS_DIR}; run "
+            "benchmarks/cifar10_budget.py and copy its budget.json to "
+            "benchmarks/results/<machine>/budget-<M>min.json."
+        )
+    ticks = sorted(set(drawn))
+    axes.set_xscale("log")
+    axes.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+    axes.set_xticks(ticks, [f"{m:g}" for m in ticks])
+    axes.set_xlim(ticks[0] / 1.3, ticks[-1] * 1.3)
+    axes.margins(y=0.12)
+    axes.set_xlabel("pretraining budget (minutes of wall clock)")
+    axes.set_ylabel("CIFAR-10 test top-1 (%)")
+    axes.set_title("simclr-tf cpu preset on full CIFAR-10")
+    axes.grid(alpha=0.3)
+    axes.legend(loc="lower right", fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
     plt.close(fig)
 
 
