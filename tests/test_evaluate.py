@@ -31,6 +31,14 @@ def colour_images(count: int, num_classes: int = 3, seed: int = 0):
     return images.astype(np.uint8), labels.astype(np.int64)
 
 
+def write_image_folder(root, images, labels) -> None:
+    """Writes two-class images as PNG files under ``root/red`` and ``root/green``."""
+    for index, (image, label) in enumerate(zip(images, labels, strict=True)):
+        folder = root / ("red", "green")[label]
+        folder.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(folder / f"{index}.png"), image[..., ::-1])
+
+
 @pytest.fixture(scope="module")
 def tiny_encoder() -> keras.Model:
     keras.utils.set_random_seed(123)
@@ -329,11 +337,7 @@ def test_labelled_protocols_on_unlabelled_data_are_refused(tiny_encoder):
 
 
 def test_command_line_on_an_image_folder(exported_encoder, tmp_path, capsys):
-    images, labels = colour_images(40, num_classes=2, seed=5)
-    for index, (image, label) in enumerate(zip(images, labels, strict=True)):
-        folder = tmp_path / "images" / ("red", "green")[label]
-        folder.mkdir(parents=True, exist_ok=True)
-        cv2.imwrite(str(folder / f"{index}.png"), image[..., ::-1])
+    write_image_folder(tmp_path / "images", *colour_images(40, num_classes=2, seed=5))
     run_dir = os.path.dirname(exported_encoder)
     with open(os.path.join(run_dir, "metrics.csv"), "w") as handle:
         handle.write("epoch,step,loss,contrastive_accuracy,probe_accuracy\n1,5,4.0,0.1,\n")
@@ -357,11 +361,7 @@ def test_command_line_on_an_image_folder(exported_encoder, tmp_path, capsys):
 
 
 def test_command_line_random_encoder_with_a_wider_representation(tmp_path):
-    images, labels = colour_images(24, num_classes=2, seed=6)
-    for index, (image, label) in enumerate(zip(images, labels, strict=True)):
-        folder = tmp_path / "images" / ("red", "green")[label]
-        folder.mkdir(parents=True, exist_ok=True)
-        cv2.imwrite(str(folder / f"{index}.png"), image[..., ::-1])
+    write_image_folder(tmp_path / "images", *colour_images(24, num_classes=2, seed=6))
     argv = ["--random_encoder", "small_cnn", "--representation_dim", "48"]
     argv += ["--image_size", str(IMAGE_SIZE), "--dataset", "folder", "--protocols", "quality"]
     argv += ["--data_dir", str(tmp_path / "images"), "--out", str(tmp_path / "out")]
