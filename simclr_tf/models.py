@@ -38,6 +38,10 @@ Details that matter for training:
 
 * Images are rescaled from ``[0, 1]`` to ``[-1, 1]`` by the first layer, so no data statistics
   are needed at run time.
+* An encoder is built for ``image_size`` (its ``input_shape``, which exports and evaluation
+  use), but being convolutions and a global pooling it also runs on other sizes: pretraining
+  with ``view_size_ratio < 1`` feeds it smaller views (24x24 crops of 32x32 images in the
+  ``cpu`` preset).
 * Convolutions have no bias (the BatchNorm after each one has its own shift ``beta``).
 * The last BatchNorm of every residual block starts with ``gamma = 0``, so each block starts as
   the identity, which makes early training of deep ResNets more stable (Goyal et al., 2017;
@@ -241,7 +245,8 @@ def build_encoder(
         A Keras model mapping float images in [0, 1], ``[B, image_size, image_size, 3]``, to the
         global-average-pooled representation ``h``,
         ``[B, encoder_output_dim(name, width, representation_dim)]``, float32 whatever the
-        global dtype policy.
+        global dtype policy. Its ``input_shape`` is ``image_size``, but it also accepts other
+        image sizes ``[B, H, W, 3]`` (pretraining on smaller views does).
 
     Raises:
         ValueError: for an unknown ``name`` or ``stem``, ``image_size <= 0``, ``width < 1`` or
@@ -274,7 +279,13 @@ def build_encoder(
         x = _conv_bn_relu(x, int(representation_dim), 1, 1, "expand", synchronized_batchnorm)
     x = keras.layers.GlobalAveragePooling2D(name="global_pool")(x)
     representation = keras.layers.Activation("linear", dtype="float32", name="representation")(x)
-    return keras.Model(images, representation, name="encoder")
+    encoder = keras.Model(images, representation, name="encoder")
+    # Every layer is a convolution, a normalisation or the global pooling, so the network is
+    # defined for any image size. The declared input shape stays [image_size, image_size, 3]
+    # (what exports and evaluation resize to); only the check on calls is relaxed, so that
+    # pretraining can run on smaller views (SimCLRConfig.view_size).
+    encoder.input_spec = keras.layers.InputSpec(ndim=4, axes={-1: 3})
+    return encoder
 
 
 def build_projection_head(

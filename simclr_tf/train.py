@@ -89,8 +89,11 @@ class TrainingDivergedError(RuntimeError):
 
 
 def augment_config_for(config: SimCLRConfig) -> AugmentConfig:
-    """The augmentation settings a run uses: its preset plus the crop and colour overrides."""
+    """The augmentation settings a run uses: its preset plus the crop, colour and view-size
+    overrides."""
     overrides: dict[str, Any] = {"crop_area": (config.crop_min_area, 1.0)}
+    if config.view_size != config.image_size:
+        overrides["output_size"] = config.view_size
     if config.color_strength > 0:
         overrides["color_strength"] = config.color_strength
     return AugmentConfig.preset(config.augment, **overrides)

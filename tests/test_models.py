@@ -46,6 +46,16 @@ def test_encoder_output_shape(name, width, expected_dim):
     assert encoder_output_dim(name, width) == expected_dim
 
 
+@pytest.mark.parametrize("name", ["small_cnn", "resnet18"])
+def test_encoder_declares_its_image_size_but_accepts_smaller_views(name):
+    encoder = build_encoder(name, 32, representation_dim=64)
+    assert encoder.input_shape == (None, 32, 32, 3)
+    h = encoder(random_images(2, 24), training=False)
+    assert tuple(h.shape) == (2, 64)
+    with pytest.raises(ValueError):
+        encoder(tf.zeros([2, 24, 24, 4]))  # the channel count is still checked
+
+
 def test_encoder_output_dim_formula():
     assert encoder_output_dim("resnet18", 4) == 2048
     assert encoder_output_dim("resnet34", 2) == 1024

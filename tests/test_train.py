@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 
 from simclr_tf import train
-from simclr_tf.augment import AugmentConfig
+from simclr_tf.augment import AugmentConfig, two_views
 from simclr_tf.config import preset
 
 
@@ -93,6 +93,25 @@ def test_mixed_precision_step(tmp_path, precision):
     import keras
 
     assert keras.config.dtype_policy().name == "float32"
+
+
+def test_views_smaller_than_the_images(tmp_path):
+    """view_size_ratio=0.5 trains on 8x8 crops; the encoder keeps its declared 16x16 input."""
+    images, labels = _images(32)
+    config = _config(tmp_path, view_size_ratio=0.5)
+    assert config.view_size == 8
+    trainer = train.Pretrainer(config, num_examples=len(images), num_classes=10)
+    assert trainer.augment_config.output_size == 8
+    assert trainer.encoder.input_shape == (None, 16, 16, 3)
+    view1, view2 = two_views(images[:4], config.seed, 0, trainer.augment_config)
+    assert view1.shape == view2.shape == (4, 8, 8, 3)
+    metrics = trainer.train_step(images[:16], labels[:16])
+    assert np.isfinite(metrics["loss"])
+    # The trained encoder still embeds whole images of its declared size.
+    assert trainer.encoder(images[:2] / 255.0, training=False).shape == (2, 256)
+    # At the default ratio of 1 the views have the size of the images.
+    assert train.augment_config_for(_config(tmp_path)).output_size is None
+    assert _config(tmp_path, image_size=32, view_size_ratio=0.75).view_size == 24
 
 
 def test_jit_compiled_step_matches_eager_loss(tmp_path):
@@ -247,6 +266,8 @@ def test_command_line_accepts_the_seed_invocation():
         (["--temperature=0"], "temperature must be > 0"),
         (["--dataset=folder"], "data_dir"),
         (["--precision=float8"], "precision must be one of"),
+        (["--view_size_ratio=0"], "view_size_ratio must be in (0, 1]"),
+        (["--view_size_ratio=1.5"], "view_size_ratio must be in (0, 1]"),
     ],
 )
 def test_command_line_rejects_bad_values(flags, message, capsys):
