@@ -57,18 +57,25 @@ from simclr_tf.config import preset  # noqa: E402
 THREAD_SETTINGS = ((0, 0), (2, 1), (2, 2), (1, 2), (1, 1))
 
 
-def forward_flops(model: keras.Model) -> int:
+def forward_flops(model: keras.Model, image_size: int | None = None) -> int:
     """FLOPs (2 x multiply-adds) of one example through the model's Conv2D and Dense layers.
 
     BatchNorm, ReLU, pooling and the loss add a few percent of memory-bound work and are not
-    counted, as is usual for FLOP counts of convolutional networks.
+    counted, as is usual for FLOP counts of convolutional networks. ``image_size`` other than
+    the model's declared input side scales every convolution's output area by
+    ``(image_size / declared)**2`` (exact when the strides divide both sizes, as 24 and 32 px
+    do for the encoders here).
     """
+    area_scale = 1.0
+    if image_size is not None and len(model.input_shape) == 4:
+        area_scale = (image_size / model.input_shape[1]) ** 2
     total = 0
     for layer in model._flatten_layers(include_self=False):
         if isinstance(layer, keras.layers.Conv2D):
             height, width, out_channels = layer.output.shape[1:]
             kernel_h, kernel_w, in_channels, _ = layer.kernel.shape
-            total += 2 * height * width * out_channels * kernel_h * kernel_w * in_channels
+            multiply_adds = height * width * out_channels * kernel_h * kernel_w * in_channels
+            total += 2 * multiply_adds * area_scale
         elif isinstance(layer, keras.layers.Dense):
             total += 2 * int(np.prod(layer.kernel.shape))
     return int(total)
@@ -104,7 +111,13 @@ def time_in_turns(functions: dict[str, callable], steps: int, warmup_steps: int)
 
 
 def measure_steps(
-    encoder: str, precision: str, jit_compile: bool, batch_size: int, steps: int, warmup: int
+    encoder: str,
+    precision: str,
+    jit_compile: bool,
+    batch_size: int,
+    steps: int,
+    warmup: int,
+    view_size_ratio: float,
 ) -> dict[str, float]:
     """Seconds per bare and full step, and training FLOPs per source image."""
     rng = np.random.default_rng(0)
@@ -118,11 +131,12 @@ def measure_steps(
             precision=precision,
             jit_compile=jit_compile,
             batch_size=batch_size,
+            view_size_ratio=view_size_ratio,
             out_dir=out_dir,
             verbose=0,
         )
         trainer = train.Pretrainer(config, num_examples=50_000, num_classes=10)
-    shape = (batch_size, 32, 32, 3)
+    shape = (batch_size, config.view_size, config.view_size, 3)
     view1 = tf.random.stateless_uniform(shape, seed=(1, 2))
     view2 = tf.random.stateless_uniform(shape, seed=(3, 4))
     bare = forward_backward_step(
@@ -140,7 +154,9 @@ def measure_steps(
         steps,
         warmup,
     )
-    per_view = forward_flops(trainer.encoder) + forward_flops(trainer.projection_head)
+    per_view = forward_flops(trainer.encoder, config.view_size) + forward_flops(
+        trainer.projection_head
+    )
     seconds["train_flops_per_image"] = 2 * 3 * per_view
     return seconds
 
@@ -195,7 +211,7 @@ def thread_sweep(script: str) -> None:
         row = [line for line in output.splitlines() if line.startswith("| small_cnn")][0]
         cells = [cell.strip() for cell in row.strip("|").split("|")]
         print(
-            f"| {intra or 'default'} | {inter or 'default'} | {cells[3]} | {cells[4]} | "
+            f"| {intra or 'default'} | {inter or 'default'} | {cells[4]} | {cells[5]} | "
             f"{cells[-1]} |",
             flush=True,
         )
@@ -211,6 +227,13 @@ def main() -> None:
         type=int,
         default=preset("cpu").batch_size,
         help="Images per step (default: the cpu preset's).",
+    )
+    parser.add_argument(
+        "--view_size_ratios",
+        nargs="+",
+        type=float,
+        default=[preset("cpu").view_size_ratio],
+        help="Training view side / image side (default: the cpu preset's); 1.0 = 32x32 views.",
     )
     parser.add_argument("--steps", type=int, default=4, help="Timed steps per configuration.")
     parser.add_argument("--warmup_steps", type=int, default=2)
@@ -229,8 +252,10 @@ def main() -> None:
     tf.config.threading.set_intra_op_parallelism_threads(args.intra_op_threads)
     tf.config.threading.set_inter_op_parallelism_threads(args.inter_op_threads)
 
+    views = ", ".join(f"{round(32 * ratio)}x{round(32 * ratio)}" for ratio in args.view_size_ratios)
     print(
-        f"{runtime.cpu_name()}; batch {args.batch_size} (2 x {args.batch_size} views of 32x32), "
+        f"{runtime.cpu_name()}; batch {args.batch_size} (2 x {args.batch_size} views of "
+        f"{views} from 32x32 images), "
         f"{os.cpu_count()} CPU threads, intra/inter-op threads "
         f"{args.intra_op_threads}/{args.inter_op_threads} "
         f"(0 = TensorFlow's choice), TF {tf.__version__}, Keras {keras.__version__}, median of "
@@ -252,32 +277,44 @@ def main() -> None:
         print(f"| two-view augmentation (batched, XLA) | {pipeline['augment']:.0f} |\n", flush=True)
 
     print(
-        "| encoder | precision | jit_compile | bare images/s | full images/s | full / bare "
-        "| GFLOP/train image | full GFLOP/s | % of matmul | load |"
+        "| encoder | views | precision | jit_compile | bare images/s | full images/s "
+        "| full / bare | GFLOP/train image | full GFLOP/s | % of matmul | load |"
     )
-    print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     full_rates = {}
     for encoder in args.encoders:
-        for precision in args.precisions:
-            for jit in args.jit:
-                seconds = measure_steps(
-                    encoder, precision, jit == "on", args.batch_size, args.steps, args.warmup_steps
-                )
-                bare = args.batch_size / seconds["bare"]
-                full = args.batch_size / seconds["full"]
-                full_rates[encoder, precision, jit] = full
-                gflop = seconds["train_flops_per_image"] / 1e9
-                peak = f"{100 * full * gflop / peaks[precision]:.0f}" if precision in peaks else ""
-                print(
-                    f"| {encoder} | {precision} | {jit} | {bare:.0f} | {full:.0f} | "
-                    f"{full / bare:.2f} | {gflop:.2f} | {full * gflop:.0f} | {peak} | "
-                    f"{os.getloadavg()[0]:.1f} |",
-                    flush=True,
-                )
-    for (encoder, precision, jit), rate in full_rates.items():
-        if precision == "mixed_bfloat16" and (encoder, "float32", jit) in full_rates:
-            ratio = rate / full_rates[encoder, "float32", jit]
-            print(f"full step {encoder}, jit {jit}: mixed_bfloat16 / float32 = {ratio:.2f}x")
+        for ratio in args.view_size_ratios:
+            view = f"{round(32 * ratio)} px"
+            for precision in args.precisions:
+                for jit in args.jit:
+                    seconds = measure_steps(
+                        encoder,
+                        precision,
+                        jit == "on",
+                        args.batch_size,
+                        args.steps,
+                        args.warmup_steps,
+                        ratio,
+                    )
+                    bare = args.batch_size / seconds["bare"]
+                    full = args.batch_size / seconds["full"]
+                    full_rates[encoder, view, precision, jit] = full
+                    gflop = seconds["train_flops_per_image"] / 1e9
+                    peak = peaks.get(precision)
+                    print(
+                        f"| {encoder} | {view} | {precision} | {jit} | {bare:.0f} | {full:.0f} | "
+                        f"{full / bare:.2f} | {gflop:.2f} | {full * gflop:.0f} | "
+                        f"{f'{100 * full * gflop / peak:.0f}' if peak else ''} | "
+                        f"{os.getloadavg()[0]:.1f} |",
+                        flush=True,
+                    )
+    for (encoder, view, precision, jit), rate in full_rates.items():
+        if precision == "mixed_bfloat16" and (encoder, view, "float32", jit) in full_rates:
+            ratio = rate / full_rates[encoder, view, "float32", jit]
+            print(
+                f"full step {encoder}, {view} views, jit {jit}: "
+                f"mixed_bfloat16 / float32 = {ratio:.2f}x"
+            )
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ Compares, for one encoder and each precision:
 
 * **bare step**: a ``tf.function`` forward + backward of the same encoder, head and NT-Xent
   on the same batch as the loop computes it (the two views of N images concatenated into one
-  batch of 2N, as SimCLR does so that BatchNorm sees both views), on fixed random views: no
+  batch of 2N, as SimCLR does so that BatchNorm sees both views, at the preset's view size),
+  on fixed random views: no
   augmentation, no optimizer update, no data pipeline, no metrics;
 * **training loop**: ``simclr_tf.train.Pretrainer.fit`` on random uint8 images, as a user runs
   it: data pipeline, augmentation of two views on the device, forward, backward, optimizer
@@ -40,8 +41,8 @@ from simclr_tf.config import preset  # noqa: E402
 
 def bare_images_per_second(trainer: train.Pretrainer, steps: int) -> float:
     """Source images per second of forward + backward alone, on the trainer's own models."""
-    batch_size = trainer.config.batch_size
-    shape = (batch_size, 32, 32, 3)
+    batch_size, view_size = trainer.config.batch_size, trainer.config.view_size
+    shape = (batch_size, view_size, view_size, 3)
     view1 = tf.random.stateless_uniform(shape, seed=(1, 2))
     view2 = tf.random.stateless_uniform(shape, seed=(3, 4))
     step = forward_backward_step(
@@ -102,7 +103,8 @@ def main() -> None:
     args = parser.parse_args()
 
     print(
-        f"{runtime.cpu_name()}; {args.encoder}, batch {args.batch_size}, 32x32, "
+        f"{runtime.cpu_name()}; {args.encoder}, batch {args.batch_size}, 32x32 images, "
+        f"{preset('cpu').view_size}x{preset('cpu').view_size} views, "
         f"{os.cpu_count()} CPU threads, "
         f"TF {tf.__version__}; loop: {args.epochs} epochs of {args.images} images.\n"
     )
