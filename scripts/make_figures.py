@@ -226,15 +226,24 @@ BUDGET_MACHINES = {
 }
 
 
-def _budget_runs_of_cpu_preset(folder: Path) -> list[dict]:
-    """The ``budget-*.json`` results in ``folder`` whose recipe is the current ``cpu`` preset."""
+# The recipes drawn: the current cpu preset, and the same with 32-px training views (the preset
+# before views became 24 px), so that the figure shows what the smaller views bought.
+BUDGET_RECIPES = {
+    "cpu preset": {},
+    "cpu preset with 32-px views": {"view_size_ratio": 1.0},
+}
+
+
+def _budget_runs_of_cpu_preset(folder: Path, **changes: object) -> list[dict]:
+    """The ``budget-*.json`` results in ``folder`` whose recipe is the current ``cpu`` preset
+    with ``changes``."""
     import json
 
     from simclr_tf.config import preset
 
     # Fields that size or place a run rather than define its recipe.
     run_fields = {"steps", "epochs", "out_dir", "verbose", "checkpoint_every", "data_dir"}
-    recipe = preset("cpu", dataset="cifar10").to_dict()
+    recipe = preset("cpu", dataset="cifar10", **changes).to_dict()
     defaults = preset("paper").to_dict()
     runs = []
     for result_path in sorted(folder.glob("budget-*.json")):
@@ -251,13 +260,20 @@ def cifar10_budget(path: Path) -> None:
     """Linear-probe and kNN top-1 on CIFAR-10 against the pretraining budget in minutes.
 
     Reads the ``budget-*.json`` files that ``benchmarks/cifar10_budget.py`` wrote and that
-    were copied to ``benchmarks/results/<machine>/``; only runs whose recipe is the current
-    ``cpu`` preset are drawn (whatever flags produced them), one line per machine and protocol.
+    were copied to ``benchmarks/results/<machine>/``; only runs of the ``BUDGET_RECIPES`` are
+    drawn (whatever flags produced them), one line per machine, recipe and protocol.
     """
-    fig, axes = plt.subplots(figsize=(6.4, 4.0))
+    fig, axes = plt.subplots(figsize=(6.4, 4.4))
     drawn = []
-    for (folder, machine), colour in zip(BUDGET_MACHINES.items(), ("C0", "C1"), strict=True):
-        runs = _budget_runs_of_cpu_preset(BUDGET_RESULTS_DIR / folder)
+    curves = [
+        (folder, machine, recipe, changes)
+        for folder, machine in BUDGET_MACHINES.items()
+        for recipe, changes in BUDGET_RECIPES.items()
+    ]
+    for (folder, machine, recipe, changes), colour in zip(
+        curves, ("C0", "C2", "C1", "C3"), strict=True
+    ):
+        runs = _budget_runs_of_cpu_preset(BUDGET_RESULTS_DIR / folder, **changes)
         if not runs:
             continue
         minutes = [result["minutes"] for result in runs]
@@ -267,7 +283,7 @@ def cifar10_budget(path: Path) -> None:
             ("knn_top1", "kNN", "--s"),
         ):
             values = [100 * result[key] for result in runs]
-            axes.plot(minutes, values, style, color=colour, label=f"{label}, {machine}")
+            axes.plot(minutes, values, style, color=colour, label=f"{label}, {recipe}, {machine}")
             for x, y in zip(minutes, values, strict=True):
                 axes.annotate(f"{y:.1f}", (x, y), textcoords="offset points", xytext=(4, -12))
         for x, result in zip(minutes, runs, strict=True):
@@ -295,7 +311,7 @@ def cifar10_budget(path: Path) -> None:
     axes.set_ylabel("CIFAR-10 test top-1 (%)")
     axes.set_title("simclr-tf cpu preset on full CIFAR-10")
     axes.grid(alpha=0.3)
-    axes.legend(loc="lower right", fontsize=7)
+    axes.legend(loc="lower right", fontsize=6)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
