@@ -33,6 +33,7 @@ import math
 import os
 import shutil
 import sys
+import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -46,9 +47,10 @@ from simclr_tf.config import SimCLRConfig, preset  # noqa: E402
 from simclr_tf.evaluate import evaluate_encoder  # noqa: E402
 from simclr_tf.train import ArrayImages, Pretrainer  # noqa: E402
 
-# Steps timed to size the schedule: the median of CALIBRATION_STEPS after the first step
-# (tracing) and CALIBRATION_WARMUP_STEPS more (the first steps after tracing run slower).
-CALIBRATION_STEPS = 10
+# Steps timed to size the schedule, through the training loop itself: the median of
+# CALIBRATION_STEPS after the first step (tracing) and CALIBRATION_WARMUP_STEPS more (the first
+# steps after tracing run slower).
+CALIBRATION_STEPS = 30
 CALIBRATION_WARMUP_STEPS = 2
 # Seconds an epoch end costs (checkpoint + quality metrics), and the one-time extra of the
 # first epoch (first call of the quality metrics, first checkpoint), measured here.
@@ -83,19 +85,21 @@ def parse_overrides(pairs: list[str]) -> dict[str, object]:
 
 
 def seconds_per_step(config: SimCLRConfig, images: np.ndarray, labels: np.ndarray) -> tuple:
-    """Times steps of a throwaway Pretrainer; returns (median s/step, tracing s)."""
-    probe = Pretrainer(config.replace(verbose=0), len(images), int(labels.max()) + 1)
-    batch = config.batch_size
-    start = time.perf_counter()
-    probe.train_step(images[:batch], labels[:batch])
-    tracing = time.perf_counter() - start
-    durations = []
-    for index in range(1, CALIBRATION_WARMUP_STEPS + CALIBRATION_STEPS + 1):
-        chunk = slice(index * batch, (index + 1) * batch)
+    """Times steps of a throwaway run through ``Pretrainer.fit``, so that the data pipeline
+    and the per-step logging count as they will in the real run; returns (median s/step,
+    seconds to the end of the first step, tracing included)."""
+    count = 1 + CALIBRATION_WARMUP_STEPS + CALIBRATION_STEPS
+    images, labels = images[: count * config.batch_size], labels[: count * config.batch_size]
+    ticks: list[float] = []
+    with tempfile.TemporaryDirectory() as out_dir:
+        probe_config = config.replace(verbose=0, epochs=1, steps=0, out_dir=out_dir)
+        probe = Pretrainer(probe_config, len(images), int(labels.max()) + 1)
         start = time.perf_counter()
-        probe.train_step(images[chunk], labels[chunk])
-        durations.append(time.perf_counter() - start)
-    return float(np.median(durations[CALIBRATION_WARMUP_STEPS:])), tracing
+        probe.fit(
+            ArrayImages(images, labels), callbacks=[lambda *_: ticks.append(time.perf_counter())]
+        )
+    durations = np.diff(ticks)[CALIBRATION_WARMUP_STEPS:]
+    return float(np.median(durations)), ticks[0] - start
 
 
 def main(argv: list[str] | None = None) -> dict[str, object]:
