@@ -13,7 +13,8 @@ kNN top-1 (k=200, T=0.1).
 How the budget is spent. The clock starts when the script starts, so loading the data, building
 the models and tracing the training step all count. The learning-rate schedule (warm-up then
 cosine decay to zero) needs its length in advance, so the script first times a few training
-steps of a throwaway copy of the models, then sizes the real run to end at the budget:
+steps of a throwaway copy of the models, run through the training loop itself (data pipeline
+and per-step logs included), then sizes the real run to end at the budget:
 ``steps = (budget left - tracing - epoch ends) / seconds per step``. Should the run still be
 slower than estimated, it stops at the budget (after the step that crosses it) with the
 learning rate not quite at zero; the output says so. Evaluation happens after the budget and
