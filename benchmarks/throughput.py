@@ -37,6 +37,7 @@ runs alone on 2 cores. Quote numbers with the machine and the load.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import statistics
 import subprocess
@@ -282,32 +283,24 @@ def main() -> None:
     )
     print("| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     full_rates = {}
-    for encoder in args.encoders:
-        for ratio in args.view_size_ratios:
-            view = f"{round(32 * ratio)} px"
-            for precision in args.precisions:
-                for jit in args.jit:
-                    seconds = measure_steps(
-                        encoder,
-                        precision,
-                        jit == "on",
-                        args.batch_size,
-                        args.steps,
-                        args.warmup_steps,
-                        ratio,
-                    )
-                    bare = args.batch_size / seconds["bare"]
-                    full = args.batch_size / seconds["full"]
-                    full_rates[encoder, view, precision, jit] = full
-                    gflop = seconds["train_flops_per_image"] / 1e9
-                    peak = peaks.get(precision)
-                    print(
-                        f"| {encoder} | {view} | {precision} | {jit} | {bare:.0f} | {full:.0f} | "
-                        f"{full / bare:.2f} | {gflop:.2f} | {full * gflop:.0f} | "
-                        f"{f'{100 * full * gflop / peak:.0f}' if peak else ''} | "
-                        f"{os.getloadavg()[0]:.1f} |",
-                        flush=True,
-                    )
+    for encoder, ratio, precision, jit in itertools.product(
+        args.encoders, args.view_size_ratios, args.precisions, args.jit
+    ):
+        view = f"{round(32 * ratio)} px"
+        seconds = measure_steps(
+            encoder, precision, jit == "on", args.batch_size, args.steps, args.warmup_steps, ratio
+        )
+        bare = args.batch_size / seconds["bare"]
+        full = args.batch_size / seconds["full"]
+        full_rates[encoder, view, precision, jit] = full
+        gflop = seconds["train_flops_per_image"] / 1e9
+        peak = f"{100 * full * gflop / peaks[precision]:.0f}" if precision in peaks else ""
+        print(
+            f"| {encoder} | {view} | {precision} | {jit} | {bare:.0f} | {full:.0f} | "
+            f"{full / bare:.2f} | {gflop:.2f} | {full * gflop:.0f} | {peak} | "
+            f"{os.getloadavg()[0]:.1f} |",
+            flush=True,
+        )
     for (encoder, view, precision, jit), rate in full_rates.items():
         if precision == "mixed_bfloat16" and (encoder, view, "float32", jit) in full_rates:
             ratio = rate / full_rates[encoder, view, "float32", jit]
