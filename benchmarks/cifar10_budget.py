@@ -45,8 +45,9 @@ import tensorflow as tf  # noqa: E402
 
 from simclr_tf import data, runtime  # noqa: E402
 from simclr_tf.config import SimCLRConfig, preset  # noqa: E402
+from simclr_tf.data.sources import ArrayImages  # noqa: E402
 from simclr_tf.evaluate import evaluate_encoder  # noqa: E402
-from simclr_tf.train import ArrayImages, Pretrainer  # noqa: E402
+from simclr_tf.train import Pretrainer  # noqa: E402
 
 # Steps timed to size the schedule, through the training loop itself: the median of
 # CALIBRATION_STEPS after the first step (tracing) and CALIBRATION_WARMUP_STEPS more (the first

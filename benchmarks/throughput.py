@@ -54,6 +54,7 @@ from bare_step import forward_backward_step  # noqa: E402
 
 from simclr_tf import augment, runtime, train  # noqa: E402
 from simclr_tf.config import preset  # noqa: E402
+from simclr_tf.data.sources import ArrayImages  # noqa: E402
 
 THREAD_SETTINGS = ((0, 0), (2, 1), (2, 2), (1, 2), (1, 1))
 
@@ -169,7 +170,7 @@ def input_pipeline(batch_size: int, batches: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as out_dir:
         config = preset("cpu", dataset="cifar10", batch_size=batch_size, out_dir=out_dir)
         trainer = train.Pretrainer(config, num_examples=len(pixels), num_classes=None)
-        source = train.ArrayImages(pixels)
+        source = ArrayImages(pixels)
         dataset = trainer.epoch_batches(source, epoch=0)
         iterator = iter(dataset)
         next(iterator)
@@ -178,7 +179,7 @@ def input_pipeline(batch_size: int, batches: int) -> dict[str, float]:
             next(iterator)
         feed = batches * batch_size / (time.perf_counter() - start)
     batch = tf.constant(pixels[:batch_size])
-    augment_config = train.augment_config_for(config)
+    augment_config = config.augment_config()
     seconds = time_in_turns(
         {"augment": lambda: [v.numpy() for v in augment.two_views(batch, 0, 1, augment_config)]},
         steps=10,

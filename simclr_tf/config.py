@@ -19,6 +19,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from simclr_tf.augment import AugmentConfig
+
 ENCODERS = ("resnet18", "resnet34", "resnet50", "small_cnn")
 STEMS = ("auto", "cifar", "imagenet")
 OPTIMIZERS = ("lars", "sgd", "adam", "adamw")
@@ -238,6 +240,32 @@ class SimCLRConfig:
             handle.write("\n")
 
     @classmethod
+    def from_dict(cls, values: dict[str, Any], ignore_unknown: bool = False) -> SimCLRConfig:
+        """A config from :meth:`to_dict` output; missing fields take their defaults.
+
+        Args:
+            values: field names and values.
+            ignore_unknown: drop names this version does not know (for example the config
+                recorded in an export written by another version) instead of raising.
+
+        Raises:
+            ValueError: for unknown names, unless ``ignore_unknown``.
+        """
+        if ignore_unknown:
+            known = {f.name for f in dataclasses.fields(cls)}
+            values = {name: value for name, value in values.items() if name in known}
+        return cls().replace(**values)
+
+    def augment_config(self) -> AugmentConfig:
+        """The augmentation of this run: its preset plus the crop, colour and view-size fields."""
+        overrides: dict[str, Any] = {"crop_area": (self.crop_min_area, 1.0)}
+        if self.view_size != self.image_size:
+            overrides["output_size"] = self.view_size
+        if self.color_strength > 0:
+            overrides["color_strength"] = self.color_strength
+        return AugmentConfig.preset(self.augment, **overrides)
+
+    @classmethod
     def load(cls, path: str | os.PathLike) -> SimCLRConfig:
         """Reads a config written by :meth:`save`.
 
@@ -249,7 +277,7 @@ class SimCLRConfig:
             raise FileNotFoundError(f"No config file at {os.fspath(path)!r}.")
         with open(path, encoding="utf-8") as handle:
             values = json.load(handle)
-        return cls().replace(**values)
+        return cls.from_dict(values)
 
 
 # Presets. "paper" is the dataclass defaults (the GPU recipe); "full" is the same name the

@@ -49,7 +49,10 @@ from typing import Any
 import keras
 import numpy as np
 
-from simclr_tf.evaluation.datasets import DATASETS, Split, load_evaluation_data
+from simclr_tf.augment import AugmentConfig
+from simclr_tf.config import DATASETS, SimCLRConfig
+from simclr_tf.data.sampling import Split, class_balanced_subset, split_train_validation
+from simclr_tf.data.sources import load_splits as load_evaluation_data
 from simclr_tf.evaluation.features import (
     FeatureEncoder,
     extract_dataset_features,
@@ -58,7 +61,6 @@ from simclr_tf.evaluation.features import (
 from simclr_tf.evaluation.figures import class_names_for, save_embedding_figures
 from simclr_tf.evaluation.finetune import (
     FinetuneOptions,
-    class_balanced_subset,
     keras_copy,
     train_classifier,
 )
@@ -67,9 +69,14 @@ from simclr_tf.evaluation.linear_probe import (
     DEFAULT_C_VALUES,
     choose_regularization,
     linear_probe,
-    split_train_validation,
 )
-from simclr_tf.evaluation.quality import alignment, effective_rank, embedding_std, uniformity
+from simclr_tf.evaluation.quality import (
+    alignment,
+    effective_rank,
+    embedding_std,
+    two_view_quality,
+    uniformity,
+)
 from simclr_tf.evaluation.report import format_results_table, save_results
 
 __all__ = [
@@ -114,27 +121,21 @@ def _timed(function: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any
 
 def _quality(encoder: FeatureEncoder, images: np.ndarray, features: np.ndarray, seed: int):
     """Alignment on two augmented views, the other measures on plain test features."""
-    from simclr_tf.augment import AugmentConfig, two_views
-
     rng = np.random.default_rng(seed)
     chosen = np.sort(rng.permutation(len(images))[: min(QUALITY_IMAGES, len(images))])
-    preset = (encoder.metadata.get("config") or {}).get("augment")
-    if preset is None:
+    run_config = encoder.metadata.get("config") or {}
+    if run_config:
+        # The run's own augmentation (crop area, view size, colour strength), as its
+        # metrics.csv measured it.
+        augment_config = SimCLRConfig.from_dict(run_config, ignore_unknown=True).augment_config()
+        preset = run_config.get("augment", "cifar")
+    else:
         size = encoder.image_size or images.shape[1:3]
         preset = "cifar" if max(size) <= 32 else "imagenet"
-    # A few batches only: XLA compilation (one per batch shape) would cost more than it saves.
-    config = AugmentConfig.preset(preset, jit_compile=False)
-    view_features = ([], [])
-    for start in range(0, len(chosen), 256):
-        first, second = two_views(images[chosen[start : start + 256]], seed, start, config)
-        view_features[0].append(encoder(first))
-        view_features[1].append(encoder(second))
-    h1, h2 = (np.concatenate(block) for block in view_features)
+        augment_config = AugmentConfig.preset(preset)
     h = features[chosen]
     return {
-        "alignment": float(alignment(h1, h2)),
-        "uniformity": float(uniformity(h)),
-        "embedding_std": float(embedding_std(h)),
+        **two_view_quality(encoder, images[chosen], augment_config, seed),
         "effective_rank": float(effective_rank(h)),
         "reference_std": float(1.0 / np.sqrt(h.shape[1])),
         "max_rank": int(min(h.shape)),

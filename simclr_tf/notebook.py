@@ -36,6 +36,8 @@ import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is first imported
 
+from simclr_tf.data.sampling import Split  # noqa: E402 (NumPy only: TensorFlow stays unloaded)
+
 MODE_ENV_VAR = "SIMCLR_TF_MODE"
 RUNS_DIR_ENV_VAR = "SIMCLR_TF_RUNS_DIR"
 MODES = ("smoke", "workshop", "full")
@@ -46,8 +48,6 @@ REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
 
 MAIN_RUN = "pretrain"
 FALLBACK_RUN = "fallback"
-
-Split = tuple[np.ndarray, np.ndarray]
 
 
 def current_mode() -> str:
@@ -122,13 +122,10 @@ class NotebookSettings:
         Smoke mode keeps a class-balanced, seeded subset of the bundled sample; workshop mode
         the whole sample; full mode the full CIFAR-10 (from ``SIMCLR_DATA_DIR``).
         """
-        from simclr_tf import data
-        from simclr_tf.data.sample import stratified_indices
+        from simclr_tf.data.sampling import stratified_indices
+        from simclr_tf.data.sources import load_splits
 
-        if self.dataset == "cifar10":
-            (x_train, y_train), (x_test, y_test) = data.load_cifar10()
-        else:
-            (x_train, y_train), (x_test, y_test) = data.load_sample()
+        (x_train, y_train), (x_test, y_test) = load_splits(self.dataset)
         if self.images_per_class is not None:
             keep = stratified_indices(y_train, self.images_per_class, self.seed)
             x_train, y_train = x_train[keep], y_train[keep]

@@ -53,6 +53,8 @@ import tensorflow as tf
 from simclr_tf import runtime
 from simclr_tf.augment import AugmentConfig, two_views
 from simclr_tf.config import PRESETS, SimCLRConfig, preset
+from simclr_tf.data.sources import ArrayImages, TrainingImages, training_images
+from simclr_tf.evaluation.quality import two_view_quality
 from simclr_tf.losses import nt_xent_loss
 from simclr_tf.models import build_encoder, build_projection_head
 from simclr_tf.optim import WarmupCosineDecay, build_optimizer, scaled_learning_rate
@@ -89,14 +91,8 @@ class TrainingDivergedError(RuntimeError):
 
 
 def augment_config_for(config: SimCLRConfig) -> AugmentConfig:
-    """The augmentation settings a run uses: its preset plus the crop, colour and view-size
-    overrides."""
-    overrides: dict[str, Any] = {"crop_area": (config.crop_min_area, 1.0)}
-    if config.view_size != config.image_size:
-        overrides["output_size"] = config.view_size
-    if config.color_strength > 0:
-        overrides["color_strength"] = config.color_strength
-    return AugmentConfig.preset(config.augment, **overrides)
+    """The augmentation settings a run uses (see :meth:`SimCLRConfig.augment_config`)."""
+    return config.augment_config()
 
 
 class Pretrainer:
@@ -423,19 +419,14 @@ class Pretrainer:
         return rows
 
     def representation_quality(self, images: np.ndarray) -> dict[str, float]:
-        """Alignment, uniformity and per-dimension std of normalised ``h`` on fixed images."""
-        from simclr_tf.evaluation.quality import alignment, embedding_std, uniformity
-
-        view1, view2 = two_views(
-            tf.convert_to_tensor(images), self.config.seed, 0, self._eager_augment_config
+        """Alignment, uniformity and per-dimension std of ``h`` on fixed images, as the
+        evaluation defines them (:func:`simclr_tf.evaluation.quality.two_view_quality`)."""
+        return two_view_quality(
+            lambda views: self.encoder(views, training=False),
+            images,
+            self.augment_config,
+            self.config.seed,
         )
-        h1 = self.encoder(view1, training=False)
-        h2 = self.encoder(view2, training=False)
-        return {
-            "alignment": float(alignment(h1, h2)),
-            "uniformity": float(uniformity(h1)),
-            "embedding_std": float(embedding_std(h1)),
-        }
 
     def _log_views(self, writer: tf.summary.SummaryWriter, images: Any) -> None:
         local = self.strategy.experimental_local_results(images)[0][:4]
@@ -443,70 +434,6 @@ class Pretrainer:
         with writer.as_default(step=0):
             tf.summary.image("augmented_views/view1", view1, max_outputs=4)
             tf.summary.image("augmented_views/view2", view2, max_outputs=4)
-
-
-class TrainingImages:
-    """Training images that can be visited in any given order (for exact resumes)."""
-
-    num_examples: int
-    num_classes: int | None
-
-    def in_order(self, order: np.ndarray) -> tf.data.Dataset:
-        """A dataset of ``(uint8 image [H, W, 3], int32 label)`` in the given index order."""
-        raise NotImplementedError
-
-    def first(self, count: int) -> np.ndarray:
-        """The first ``count`` images as a uint8 array (for label-free quality metrics)."""
-        raise NotImplementedError
-
-
-class ArrayImages(TrainingImages):
-    """Images held in memory as a uint8 array ``[N, H, W, 3]``, with optional labels ``[N]``."""
-
-    def __init__(self, images: np.ndarray, labels: np.ndarray | None = None) -> None:
-        self.images = images
-        self.labels = None if labels is None else np.asarray(labels, np.int32)
-        self.num_examples = len(images)
-        self.num_classes = None if labels is None else int(self.labels.max()) + 1
-
-    def in_order(self, order: np.ndarray) -> tf.data.Dataset:
-        labels = np.zeros(len(order), np.int32) if self.labels is None else self.labels[order]
-        return tf.data.Dataset.from_tensor_slices((self.images[order], labels))
-
-    def first(self, count: int) -> np.ndarray:
-        return self.images[:count]
-
-
-class FolderImages(TrainingImages):
-    """A folder of image files (see :func:`simclr_tf.data.list_image_folder`), streamed from
-    disk and resized to ``image_size``; labeled when it has one subfolder per class."""
-
-    def __init__(self, path: str, image_size: int) -> None:
-        from simclr_tf.data import list_image_folder
-
-        self.listing = list_image_folder(path)
-        self.image_size = image_size
-        self.num_examples = len(self.listing.file_paths)
-        self.num_classes = len(self.listing.class_names) if self.listing.labeled else None
-
-    def in_order(self, order: np.ndarray) -> tf.data.Dataset:
-        from simclr_tf.data import load_image_folder
-
-        listing = dataclasses.replace(
-            self.listing,
-            file_paths=tuple(self.listing.file_paths[i] for i in order),
-            labels=None
-            if self.listing.labels is None
-            else tuple(self.listing.labels[i] for i in order),
-        )
-        dataset = load_image_folder(listing, self.image_size, shuffle_files=False)
-        if listing.labels is None:
-            return dataset.map(lambda image: (image, tf.constant(0, tf.int32)))
-        return dataset.map(lambda image, label: (image, tf.cast(label, tf.int32)))
-
-    def first(self, count: int) -> np.ndarray:
-        dataset = self.in_order(np.arange(min(count, self.num_examples)))
-        return np.stack([image.numpy() for image, _ in dataset])
 
 
 class RunDirectory:
@@ -579,15 +506,7 @@ def format_epoch(row: dict[str, float], epochs: int) -> str:
 
 def load_training_images(config: SimCLRConfig) -> TrainingImages:
     """The training images the config names: the sample, CIFAR-10 or a folder (streamed)."""
-    from simclr_tf import data
-
-    if config.dataset == "folder":
-        return FolderImages(config.data_dir, config.image_size)
-    if config.dataset == "sample":
-        (images, labels), _ = data.load_sample()
-    else:
-        (images, labels), _ = data.load_cifar10(config.data_dir)
-    return ArrayImages(images, labels)
+    return training_images(config.dataset, config.data_dir, config.image_size)
 
 
 @dataclasses.dataclass

@@ -28,6 +28,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
+from simclr_tf.data.sampling import balanced_indices
+
 
 def _as_image_batch(images: Any, name: str) -> np.ndarray:
     """A batch ``[N, H, W, C]`` (C = 1 or 3) as a float array in [0, 1] ready for imshow."""
@@ -149,19 +151,6 @@ def plot_view_pairs(
 # the encoder consider most similar to a query? Training curves show how pretraining went.
 
 
-def _balanced_sample(labels: np.ndarray | None, count: int, max_points: int, seed: int):
-    """Sorted indices of at most ``max_points`` items, the same number from every class."""
-    rng = np.random.default_rng(seed)
-    if count <= max_points:
-        return np.arange(count)
-    if labels is None:
-        return np.sort(rng.choice(count, size=max_points, replace=False))
-    classes = np.unique(labels)
-    per_class = max(1, max_points // len(classes))
-    chosen = [rng.permutation(np.flatnonzero(labels == label))[:per_class] for label in classes]
-    return np.sort(np.concatenate(chosen))
-
-
 def _class_colours(num_classes: int):
     from matplotlib import colormaps
 
@@ -244,7 +233,7 @@ def plot_tsne(
             f"labels has {len(labels)} entries but features has {len(features)} rows; they "
             "must match."
         )
-    chosen = _balanced_sample(labels, len(labels), max_points, seed)
+    chosen = balanced_indices(labels, len(labels), max_points, seed)
     points = tsne_embedding(np.asarray(features)[chosen], perplexity, seed)
     labels = labels[chosen]
     classes = np.unique(labels)
@@ -330,7 +319,7 @@ def export_projector(
     if images is not None:
         max_points = min(max_points, (8192 // max(np.shape(images)[1:3])) ** 2)
     label_array = None if labels is None else np.asarray(labels).reshape(-1)
-    chosen = _balanced_sample(label_array, len(features), max_points, seed)
+    chosen = balanced_indices(label_array, len(features), max_points, seed)
     log_dir = os.fspath(log_dir)
     os.makedirs(log_dir, exist_ok=True)
     np.savetxt(

@@ -9,6 +9,7 @@ import os
 import numpy as np
 
 from simclr_tf import evaluate, pipeline, train
+from simclr_tf.data.sources import ArrayImages
 
 
 def _data(count: int, seed: int):
@@ -20,9 +21,7 @@ def _data(count: int, seed: int):
 
 def test_main_job_writes_every_artefact_and_reuses_the_run(tmp_path, monkeypatch, capsys):
     train_split, test_split = _data(200, 0), _data(40, 1)
-    monkeypatch.setattr(
-        train, "load_training_images", lambda config: train.ArrayImages(*train_split)
-    )
+    monkeypatch.setattr(train, "load_training_images", lambda config: ArrayImages(*train_split))
     monkeypatch.setattr(
         evaluate, "load_evaluation_data", lambda *args, **kwargs: (train_split, test_split)
     )
@@ -53,9 +52,7 @@ def test_main_job_writes_every_artefact_and_reuses_the_run(tmp_path, monkeypatch
 
 
 def test_main_job_refuses_another_architecture_in_the_same_folder(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(
-        train, "load_training_images", lambda config: train.ArrayImages(*_data(64, 0))
-    )
+    monkeypatch.setattr(train, "load_training_images", lambda config: ArrayImages(*_data(64, 0)))
     out_dir = str(tmp_path / "run")
     train.pretrain(train.config_from_args(["--preset=smoke", f"--out_dir={out_dir}", "--steps=1"]))
     assert pipeline.main(["--preset=smoke", f"--out_dir={out_dir}", "--width=2"]) == 2

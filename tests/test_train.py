@@ -16,6 +16,7 @@ import tensorflow as tf
 from simclr_tf import train
 from simclr_tf.augment import AugmentConfig, two_views
 from simclr_tf.config import preset
+from simclr_tf.data.sources import ArrayImages
 
 
 def _images(count: int = 64, size: int = 16, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -110,7 +111,7 @@ def test_views_smaller_than_the_images(tmp_path):
     # The trained encoder still embeds whole images of its declared size.
     assert trainer.encoder(images[:2] / 255.0, training=False).shape == (2, 256)
     # At the default ratio of 1 the views have the size of the images.
-    assert train.augment_config_for(_config(tmp_path)).output_size is None
+    assert _config(tmp_path).augment_config().output_size is None
     assert _config(tmp_path, image_size=32, view_size_ratio=0.75).view_size == 24
 
 
@@ -232,9 +233,7 @@ def test_killed_and_resumed_run_repeats_the_same_losses(tmp_path):
 
 def test_pretrain_refuses_to_overwrite_a_run(tmp_path, monkeypatch):
     images, labels = _images()
-    monkeypatch.setattr(
-        train, "load_training_images", lambda config: train.ArrayImages(images, labels)
-    )
+    monkeypatch.setattr(train, "load_training_images", lambda config: ArrayImages(images, labels))
     config = _config(tmp_path, steps=2)
     result = train.pretrain(config)
     assert os.path.isfile(os.path.join(result.encoder_path, "saved_model.pb"))
@@ -322,3 +321,30 @@ def test_pretrain_streams_an_image_folder(tmp_path):
     assert result.pretrainer.steps_per_epoch == 3
     assert np.isfinite(result.epochs[-1]["loss"])
     assert os.path.isfile(os.path.join(result.encoder_path, "saved_model.pb"))
+
+
+def test_metrics_csv_and_evaluation_measure_the_same_alignment(tmp_path):
+    """The alignment and uniformity logged by the training loop are the ones the evaluation
+    reports for the exported encoder, on the same images: one definition, the run's own
+    augmentation (here crop area from 0.5 and 12-px views of 16-px images)."""
+    from simclr_tf import evaluate
+    from simclr_tf.export import export_encoder
+
+    images, labels = _images(count=64)
+    config = _config(tmp_path, crop_min_area=0.5, view_size_ratio=0.75, precision="float32")
+    trainer = train.Pretrainer(config, num_examples=len(images), num_classes=10)
+    trainer.fit(images, labels)
+    logged = trainer.representation_quality(images[:32])
+    path = export_encoder(
+        trainer.encoder, str(tmp_path / "encoder"), 16, metadata={"config": config.to_dict()}
+    )
+    results = evaluate.evaluate_encoder(
+        path,
+        protocols=("quality",),
+        data=((images, labels), (images[:32], labels[:32])),
+        seed=config.seed,
+    )
+    reported = results["protocols"]["quality"]
+    # The export takes uint8 pixels, so the views reach it rounded to 1/255: hence rtol.
+    for name in ("alignment", "uniformity", "embedding_std"):
+        assert reported[name] == pytest.approx(logged[name], rel=2e-2, abs=1e-4), name

@@ -23,27 +23,45 @@ Example::
     batches = make_dataset(x_train, batch_size=256, seed=0)  # uint8 [256, 32, 32, 3]
 """
 
-from simclr_tf.data.cifar10 import CIFAR10_CLASSES, load_cifar10, read_cifar10_batch
-from simclr_tf.data.image_folder import (
-    ImageFolder,
-    UnreadableImageWarning,
-    list_image_folder,
-    load_image_folder,
-)
-from simclr_tf.data.pipeline import make_dataset
-from simclr_tf.data.safe_pickle import UnsafePickleError
-from simclr_tf.data.sample import DEFAULT_SAMPLE_PATH, load_sample
+from __future__ import annotations
 
-__all__ = [
-    "CIFAR10_CLASSES",
-    "DEFAULT_SAMPLE_PATH",
-    "ImageFolder",
-    "UnreadableImageWarning",
-    "UnsafePickleError",
-    "list_image_folder",
-    "load_cifar10",
-    "load_image_folder",
-    "load_sample",
-    "make_dataset",
-    "read_cifar10_batch",
-]
+import importlib
+
+# Public name -> the submodule that defines it. Submodules are imported on first use, so that
+# the NumPy-only ones (sampling, safe_pickle) can be used without loading TensorFlow.
+_EXPORTS = {
+    "CIFAR10_CLASSES": "cifar10",
+    "load_cifar10": "cifar10",
+    "read_cifar10_batch": "cifar10",
+    "ImageFolder": "image_folder",
+    "UnreadableImageWarning": "image_folder",
+    "list_image_folder": "image_folder",
+    "load_image_folder": "image_folder",
+    "make_dataset": "pipeline",
+    "UnsafePickleError": "safe_pickle",
+    "DEFAULT_SAMPLE_PATH": "sample",
+    "load_sample": "sample",
+    "Split": "sampling",
+    "class_balanced_subset": "sampling",
+    "split_train_validation": "sampling",
+    "stratified_indices": "sampling",
+    "ArrayImages": "sources",
+    "FolderImages": "sources",
+    "TrainingImages": "sources",
+    "load_splits": "sources",
+    "training_images": "sources",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})

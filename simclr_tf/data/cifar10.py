@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from simclr_tf.data.safe_pickle import load_pickle
+from simclr_tf.data.sampling import Split
 
 __all__ = [
     "BATCHES_FOLDER",
@@ -54,8 +55,6 @@ TEST_BATCH = "test_batch"
 IMAGES_PER_BATCH = 10_000
 IMAGE_SHAPE = (32, 32, 3)
 _PIXELS_PER_IMAGE = 32 * 32 * 3
-
-Split = tuple[np.ndarray, np.ndarray]
 
 
 def find_cifar10_batches(data_dir: str | os.PathLike, *, argument: str = "data_dir") -> Path:

@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 
 from simclr_tf.data.cifar10 import CIFAR10_CLASSES, IMAGE_SHAPE
+from simclr_tf.data.sampling import Split, stratified_indices
 
 __all__ = [
     "DEFAULT_SAMPLE_PATH",
@@ -41,39 +42,7 @@ __all__ = [
 DEFAULT_SAMPLE_PATH = Path(__file__).resolve().parents[2] / "data" / "cifar10_sample.npz"
 """``data/cifar10_sample.npz`` at the root of the repository."""
 
-Split = tuple[np.ndarray, np.ndarray]
 _WEBP_LOSSLESS = [cv2.IMWRITE_WEBP_QUALITY, 101]  # OpenCV: quality above 100 means lossless.
-
-
-def stratified_indices(labels: np.ndarray, per_class: int, seed: int = 0) -> np.ndarray:
-    """Picks ``per_class`` random examples of every class, reproducibly.
-
-    Args:
-        labels: int [N] class labels.
-        per_class: how many examples to take from each class (> 0).
-        seed: seed of the random choice.
-
-    Returns:
-        int64 [num_classes * per_class] indices into ``labels``, in increasing order (so the
-        subset keeps the classes interleaved as they are in the data set).
-
-    Raises:
-        ValueError: if ``per_class`` is not positive or a class has fewer examples.
-    """
-    if per_class <= 0:
-        raise ValueError(f"per_class must be > 0; received per_class={per_class!r}.")
-    labels = np.asarray(labels).reshape(-1)
-    rng = np.random.default_rng(seed)
-    chosen = []
-    for label in np.unique(labels):
-        members = np.flatnonzero(labels == label)
-        if len(members) < per_class:
-            raise ValueError(
-                f"per_class={per_class} but class {label} has only {len(members)} examples; "
-                "lower per_class."
-            )
-        chosen.append(rng.choice(members, size=per_class, replace=False))
-    return np.sort(np.concatenate(chosen)).astype(np.int64)
 
 
 def encode_webp_images(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

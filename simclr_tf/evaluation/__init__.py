@@ -8,7 +8,6 @@ by what other models can do with the representation ``h = f(x)``:
 * ``knn``: a weighted k-nearest-neighbour classifier on frozen ``h``, no training at all.
 * ``finetune``: few-label fine-tuning of the whole encoder, with its baselines.
 * ``quality``: label-free measures (alignment, uniformity, collapse indicators).
-* ``datasets``: the evaluation images and labels (sample, CIFAR-10, image folder) as arrays.
 * ``report``: results as a markdown table and JSON.
 
 Import from ``simclr_tf.evaluate``, which gathers the public functions in one place.

@@ -16,6 +16,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from simclr_tf.data.sampling import one_per_class
+
 TSNE_POINTS = 2000
 PROJECTOR_POINTS = 5000
 RETRIEVAL_QUERIES = 10
@@ -37,12 +39,6 @@ def class_names_for(dataset: str, data_dir: str | None, num_classes: int) -> lis
         if len(names) >= num_classes:
             return names
     return [str(label) for label in range(num_classes)]
-
-
-def _one_query_per_class(labels: np.ndarray, count: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    queries = [rng.choice(np.flatnonzero(labels == label)) for label in np.unique(labels)]
-    return np.asarray(queries[:count], dtype=np.int64)
 
 
 def save_embedding_figures(
@@ -85,7 +81,7 @@ def save_embedding_figures(
             viz.plot_tsne(test_features, test_labels, path, class_names, TSNE_POINTS, seed=seed)
         )
         written["tsne"] = path
-        queries = _one_query_per_class(test_labels, RETRIEVAL_QUERIES, seed)
+        queries = one_per_class(test_labels, RETRIEVAL_QUERIES, seed)
     else:
         queries = np.random.default_rng(seed).permutation(len(test_images))[:RETRIEVAL_QUERIES]
     path = os.path.join(out_dir, "retrieval.png")

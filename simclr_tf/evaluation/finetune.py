@@ -69,32 +69,6 @@ class FinetuneOptions:
         return asdict(self)
 
 
-def class_balanced_subset(labels: np.ndarray, fraction: float, seed: int = 0) -> np.ndarray:
-    """Indices of a seeded subset holding ``fraction`` of the images of every class.
-
-    Args:
-        labels: integer labels ``[N]``.
-        fraction: share of each class to keep, in ``(0, 1]``; at least one image per class.
-        seed: seed of the selection; the same seed always gives the same subset.
-
-    Returns:
-        Sorted int64 indices into ``labels``.
-
-    Raises:
-        ValueError: if ``fraction`` is outside ``(0, 1]``.
-    """
-    if not 0.0 < fraction <= 1.0:
-        raise ValueError(f"fraction must be in (0, 1]; received fraction={fraction!r}.")
-    labels = np.asarray(labels).reshape(-1)
-    rng = np.random.default_rng(seed)
-    chosen = []
-    for label in np.unique(labels):
-        members = np.flatnonzero(labels == label)
-        count = max(1, int(round(fraction * len(members))))
-        chosen.append(rng.choice(members, size=count, replace=False))
-    return np.sort(np.concatenate(chosen)).astype(np.int64)
-
-
 def architecture_of(encoder: FeatureEncoder) -> dict[str, Any]:
     """Name, image size, width and stem of an exported encoder, from its training config.
 

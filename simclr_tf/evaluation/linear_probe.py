@@ -31,46 +31,11 @@ from typing import Any
 
 import numpy as np
 
+from simclr_tf.data.sampling import DEFAULT_VALIDATION_FRACTION, split_train_validation
+
 # Inverse L2 strengths tried, for scikit-learn's objective on standardised features.
 DEFAULT_C_VALUES = (1e-3, 1e-2, 1e-1, 1.0)
-DEFAULT_VALIDATION_FRACTION = 0.1
 DEFAULT_MAX_ITER = 300
-
-
-def split_train_validation(
-    labels: np.ndarray, validation_fraction: float = DEFAULT_VALIDATION_FRACTION, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray]:
-    """Splits training indices into a fitting part and a class-stratified validation part.
-
-    Args:
-        labels: integer labels of the training images, ``[N]``.
-        validation_fraction: share of the images held out for validation, in ``(0, 1)``.
-        seed: seed of the random split.
-
-    Returns:
-        ``(fit_indices, validation_indices)``, two sorted int64 arrays that partition
-        ``range(N)``. Every class with at least two images keeps at least one in each part.
-
-    Raises:
-        ValueError: if ``validation_fraction`` is outside ``(0, 1)``.
-    """
-    if not 0.0 < validation_fraction < 1.0:
-        raise ValueError(
-            "validation_fraction must be in (0, 1); received "
-            f"validation_fraction={validation_fraction!r}."
-        )
-    labels = np.asarray(labels).reshape(-1)
-    rng = np.random.default_rng(seed)
-    validation = []
-    for label in np.unique(labels):
-        members = rng.permutation(np.flatnonzero(labels == label))
-        count = int(round(validation_fraction * len(members)))
-        count = min(max(count, 1), len(members) - 1)
-        validation.append(members[:count])
-    validation_indices = np.sort(np.concatenate(validation)).astype(np.int64)
-    fit_mask = np.ones(len(labels), dtype=bool)
-    fit_mask[validation_indices] = False
-    return np.flatnonzero(fit_mask).astype(np.int64), validation_indices
 
 
 def _standardiser(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

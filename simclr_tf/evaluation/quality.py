@@ -28,9 +28,15 @@ training loop logs them every epoch) and in eager code. They return float32 scal
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections.abc import Callable
+from typing import Any
 
+import numpy as np
 import tensorflow as tf
+
+from simclr_tf.augment import AugmentConfig, two_views
 
 # The squared-distance scale t of the uniformity loss (Wang & Isola, 2020, use t = 2).
 UNIFORMITY_T = 2.0
@@ -115,3 +121,48 @@ def effective_rank(h: tf.Tensor, epsilon: float = 1e-12) -> tf.Tensor:
     p = singular_values / (tf.reduce_sum(singular_values) + epsilon)
     entropy = -tf.reduce_sum(p * tf.math.log(p + epsilon))
     return tf.exp(entropy)
+
+
+def two_view_quality(
+    embed: Callable[[tf.Tensor], Any],
+    images: np.ndarray,
+    augment_config: AugmentConfig,
+    seed: int,
+    batch_size: int = 256,
+) -> dict[str, float]:
+    """Alignment, uniformity and per-dimension std of an encoder on fixed images.
+
+    The one definition of these numbers: the training loop logs them in ``metrics.csv`` and
+    the evaluation reports them in ``results.md``, both through this function, so they are the
+    same quantity whenever encoder, images, augmentation and seed are the same.
+
+    * alignment: between the representations of two augmented views of every image, made by
+      :func:`simclr_tf.augment.two_views` with ``augment_config`` (the run's own augmentation),
+      batch ``b`` with step ``b * batch_size``;
+    * uniformity and embedding_std: on the representations of the images themselves.
+
+    Args:
+        embed: maps float32 images ``[B, H, W, 3]`` in [0, 1] to representations ``[B, D]``.
+        images: uint8 images ``[N, H, W, 3]``, ``N >= 2``.
+        augment_config: the augmentation of the two views.
+        seed: seed of the views.
+        batch_size: images per call of ``embed``.
+
+    Returns:
+        ``{"alignment", "uniformity", "embedding_std"}`` as floats.
+    """
+    # A few batches only: compiling the augmentation with XLA would cost more than it saves.
+    augment_config = dataclasses.replace(augment_config, jit_compile=False)
+    plain, first, second = [], [], []
+    for start in range(0, len(images), batch_size):
+        batch = tf.convert_to_tensor(images[start : start + batch_size])
+        view1, view2 = two_views(batch, seed, start, augment_config)
+        plain.append(np.asarray(embed(tf.cast(batch, tf.float32) / 255.0), np.float32))
+        first.append(np.asarray(embed(view1), np.float32))
+        second.append(np.asarray(embed(view2), np.float32))
+    h = np.concatenate(plain)
+    return {
+        "alignment": float(alignment(np.concatenate(first), np.concatenate(second))),
+        "uniformity": float(uniformity(h)),
+        "embedding_std": float(embedding_std(h)),
+    }
