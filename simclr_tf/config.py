@@ -13,9 +13,11 @@ given in its metadata.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -280,19 +282,18 @@ class SimCLRConfig:
         return cls.from_dict(values)
 
 
-# Presets. "paper" is the dataclass defaults (the GPU recipe); "full" is the same name the
-# notebooks use for it: ResNet-18 with the CIFAR stem, LARS, batch 512, temperature 0.5, colour
-# strength 0.5, no blur, 10 warm-up epochs, 1000 epochs of cosine decay. What it is expected to
-# reach on CIFAR-10 (linear probe) is what the paper reports, NOT measured by this project
-# (no GPU here): 94.0 % with ResNet-50 (appendix B.9, batch 1024; add --encoder=resnet50
-# --batch_size=1024) and about 91 % with ResNet-18 as reimplementations report it. On a GPU add
-# --precision=mixed_float16. "cpu" is the recipe this project measures on a 2-core CPU: a small CNN
-# whose h is widened to 1024 by a 1x1 convolution, trained on 24x24 views of the 32x32 images
-# (view_size_ratio 0.75), batch 128, AdamW at 4e-3 and bfloat16 (see benchmarks/RESULTS.md for
-# how it was chosen). "smoke" only checks that everything runs.
+# Presets. "paper" is the dataclass defaults (the GPU recipe); "full" is another name for it
+# (PRESET_ALIASES), the one the notebooks' full mode uses: ResNet-18 with the CIFAR stem, LARS,
+# batch 512, temperature 0.5, colour strength 0.5, no blur, 10 warm-up epochs, 1000 epochs of cosine
+# decay. What it is expected to reach on CIFAR-10 (linear probe) is what the paper reports, NOT
+# measured by this project (no GPU here): 94.0 % with ResNet-50 (appendix B.9, batch 1024; add
+# --encoder=resnet50 --batch_size=1024) and about 91 % with ResNet-18 as reimplementations report
+# it. On a GPU add --precision=mixed_float16. "cpu" is the recipe this project measures on a 2-core
+# CPU: a small CNN whose h is widened to 1024 by a 1x1 convolution, trained on 24x24 views of the
+# 32x32 images (view_size_ratio 0.75), batch 128, AdamW at 4e-3 and bfloat16 (see
+# benchmarks/RESULTS.md for how it was chosen). "smoke" only checks that everything runs.
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {},
-    "full": {},
     "cpu": {
         "encoder": "small_cnn",
         "width": 1,
@@ -329,6 +330,13 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+PRESET_ALIASES = {"full": "paper"}
+"""Other names of presets: ``preset("full")`` is ``preset("paper")``."""
+
+PRESET_NAMES = (*PRESETS, *PRESET_ALIASES)
+"""Every name :func:`preset` and ``--preset`` accept."""
+
+
 def preset(name: str, **overrides: Any) -> SimCLRConfig:
     """Returns the named preset with ``overrides`` applied, validated.
 
@@ -339,6 +347,73 @@ def preset(name: str, **overrides: Any) -> SimCLRConfig:
     Raises:
         ValueError: for an unknown preset name or an invalid field value.
     """
-    if name not in PRESETS:
-        raise ValueError(f"preset must be one of {', '.join(PRESETS)}; received preset={name!r}.")
-    return SimCLRConfig().replace(**{**PRESETS[name], **overrides}).validate()
+    if name not in PRESET_NAMES:
+        raise ValueError(
+            f"preset must be one of {', '.join(PRESET_NAMES)}; received preset={name!r}."
+        )
+    values = PRESETS[PRESET_ALIASES.get(name, name)]
+    return SimCLRConfig().replace(**{**values, **overrides}).validate()
+
+
+# -- command-line flags -------------------------------------------------------------------------
+
+
+def build_parser(
+    prog: str = "python -m simclr_tf.train",
+    description: str = "Pretrain a SimCLR encoder and export it as a SavedModel.",
+) -> argparse.ArgumentParser:
+    """An ``argparse`` parser with one flag per :class:`SimCLRConfig` field plus ``--preset``.
+
+    Args:
+        prog: the program name shown in the usage line.
+        description: the text under the usage line.
+    """
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=description,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument(
+        "--preset",
+        choices=PRESET_NAMES,
+        default="paper",
+        help="Start from this preset; flags given explicitly override it. 'paper' (or 'full') "
+        "is the SimCLR CIFAR-10 GPU recipe, 'cpu' the recipe measured on a 2-core CPU, "
+        "'smoke' a seconds-long check.",
+    )
+    defaults = SimCLRConfig()
+    for field_ in dataclasses.fields(SimCLRConfig):
+        default = getattr(defaults, field_.name)
+        kwargs: dict[str, Any] = {"help": field_.metadata["help"], "default": argparse.SUPPRESS}
+        if isinstance(default, bool):
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif field_.name == "data_dir":
+            kwargs["type"] = str
+        else:
+            kwargs["type"] = type(default)
+        parser.add_argument(f"--{field_.name}", **kwargs)
+    return parser
+
+
+def config_from_args(
+    argv: Sequence[str] | None = None, parser: argparse.ArgumentParser | None = None
+) -> SimCLRConfig:
+    """Parses command-line flags into a validated config.
+
+    Args:
+        argv: the flags; ``None`` reads ``sys.argv``.
+        parser: a parser from :func:`build_parser`, possibly with extra flags of a caller;
+            their values are ignored here.
+
+    Raises:
+        SystemExit: with a usage message (exit code 2) for unknown flags or invalid values.
+    """
+    parser = parser or build_parser()
+    values = vars(parser.parse_args(argv))
+    fields = {field_.name for field_ in dataclasses.fields(SimCLRConfig)}
+    overrides = {name: value for name, value in values.items() if name in fields}
+    try:
+        return preset(values["preset"], **overrides)
+    except ValueError as error:
+        parser.error(str(error))
+        raise  # unreachable: parser.error exits

@@ -47,7 +47,7 @@ Details that matter for training:
   the identity, which makes early training of deep ResNets more stable (Goyal et al., 2017;
   the SimCLR code does the same).
 * BatchNorm uses momentum 0.9 and epsilon 1e-5 as in SimCLR. With
-  ``synchronized_batchnorm=True`` its batch statistics are computed over the global batch of
+  ``sync_batchnorm=True`` its batch statistics are computed over the global batch of
   all replicas of a ``tf.distribute`` strategy ("global BN", paper section B.1), so that a
   replica cannot find a shortcut to the contrastive task through its local batch statistics.
 * Under a mixed-precision policy (``keras.mixed_precision.set_global_policy``, called before
@@ -64,6 +64,7 @@ import keras
 
 from simclr_tf.config import ENCODERS as ENCODER_NAMES
 from simclr_tf.config import STEMS as STEM_NAMES
+from simclr_tf.config import SimCLRConfig
 
 # Largest image side for which stem="auto" picks the CIFAR stem.
 CIFAR_STEM_MAX_IMAGE_SIZE = 32
@@ -225,7 +226,7 @@ def build_encoder(
     image_size: int,
     width: int = 1,
     stem: str = "auto",
-    synchronized_batchnorm: bool = False,
+    sync_batchnorm: bool = False,
     representation_dim: int = 0,
 ) -> keras.Model:
     """Builds the base encoder f (named "encoder").
@@ -236,7 +237,7 @@ def build_encoder(
         width: width multiplier of every convolution (>= 1).
         stem: "auto" (CIFAR stem for images of at most 32 px, else ImageNet stem), "cifar" or
             "imagenet".
-        synchronized_batchnorm: compute BatchNorm statistics over all replicas of the current
+        sync_batchnorm: compute BatchNorm statistics over all replicas of the current
             ``tf.distribute`` strategy.
         representation_dim: 0 keeps the encoder's own width of ``h``; a positive value adds a
             1x1 convolution + BatchNorm + ReLU to that many channels before the pooling.
@@ -272,11 +273,11 @@ def build_encoder(
     # [0, 1] -> [-1, 1]: a fixed affine map, no data statistics needed.
     x = keras.layers.Rescaling(scale=2.0, offset=-1.0, name="rescale")(images)
     if name == "small_cnn":
-        x = _small_cnn_body(x, stem, width, synchronized_batchnorm)
+        x = _small_cnn_body(x, stem, width, sync_batchnorm)
     else:
-        x = _resnet_body(x, name, stem, width, synchronized_batchnorm)
+        x = _resnet_body(x, name, stem, width, sync_batchnorm)
     if representation_dim:
-        x = _conv_bn_relu(x, int(representation_dim), 1, 1, "expand", synchronized_batchnorm)
+        x = _conv_bn_relu(x, int(representation_dim), 1, 1, "expand", sync_batchnorm)
     x = keras.layers.GlobalAveragePooling2D(name="global_pool")(x)
     representation = keras.layers.Activation("linear", dtype="float32", name="representation")(x)
     encoder = keras.Model(images, representation, name="encoder")
@@ -293,7 +294,7 @@ def build_projection_head(
     hidden_dim: int = 0,
     output_dim: int = 128,
     num_layers: int = 2,
-    synchronized_batchnorm: bool = False,
+    sync_batchnorm: bool = False,
 ) -> keras.Model:
     """Builds the projection head g (named "projection_head").
 
@@ -306,7 +307,7 @@ def build_projection_head(
         hidden_dim: width of the hidden layers; 0 means ``input_dim``.
         output_dim: width of z (> 0); the paper uses 128.
         num_layers: number of Dense layers (>= 1).
-        synchronized_batchnorm: compute BatchNorm statistics over all replicas.
+        sync_batchnorm: compute BatchNorm statistics over all replicas.
 
     Returns:
         A Keras model mapping ``h`` ``[B, input_dim]`` to ``z`` ``[B, output_dim]``, float32.
@@ -331,8 +332,77 @@ def build_projection_head(
     x = representation
     for index in range(1, num_layers):
         x = keras.layers.Dense(hidden_dim, use_bias=False, name=f"hidden{index}_dense")(x)
-        x = _batch_norm(f"hidden{index}_bn", synchronized_batchnorm)(x)
+        x = _batch_norm(f"hidden{index}_bn", sync_batchnorm)(x)
         x = keras.layers.ReLU(name=f"hidden{index}_relu")(x)
     x = keras.layers.Dense(output_dim, name="output_dense")(x)
     projection = keras.layers.Activation("linear", dtype="float32", name="projection")(x)
     return keras.Model(representation, projection, name="projection_head")
+
+
+def encoder_from_config(config: SimCLRConfig, sync_batchnorm: bool = False) -> keras.Model:
+    """The base encoder a run configuration describes: the one way to rebuild it.
+
+    Args:
+        config: a run's configuration (its ``encoder``, ``image_size``, ``width``, ``stem`` and
+            ``representation_dim`` fields).
+        sync_batchnorm: synchronise BatchNorm statistics over the replicas.
+
+    Returns:
+        The encoder of :func:`build_encoder`, with fresh weights.
+    """
+    return build_encoder(
+        config.encoder,
+        config.image_size,
+        width=config.width,
+        stem=config.stem,
+        representation_dim=config.representation_dim,
+        sync_batchnorm=sync_batchnorm,
+    )
+
+
+def projection_head_from_config(
+    config: SimCLRConfig, input_dim: int, sync_batchnorm: bool = False
+) -> keras.Model:
+    """The projection head a run configuration describes, on ``h`` of width ``input_dim``."""
+    return build_projection_head(
+        input_dim,
+        hidden_dim=config.projection_hidden_dim,
+        output_dim=config.projection_dim,
+        num_layers=config.projection_layers,
+        sync_batchnorm=sync_batchnorm,
+    )
+
+
+def initialize_weights(model: keras.Model, seed: int) -> keras.Model:
+    """Draws every kernel of ``model`` anew from its own initializer, seeded.
+
+    Keras initializers without a seed draw from a global generator, so the weights a model
+    starts with would depend on what was built before it, unless the global generators are
+    reseeded. This function makes them a function of ``seed`` alone, without touching any
+    global state: layer ``i`` (in ``model.layers`` order, nested models included) draws its
+    kernel with seed ``(seed, i)``. Biases and BatchNorm parameters keep their constant
+    initial values.
+
+    Args:
+        model: a built Keras model.
+        seed: the seed of the weights.
+
+    Returns:
+        ``model``, with its kernels re-drawn in place.
+    """
+    for index, layer in enumerate(_flat_layers(model)):
+        initializer = getattr(layer, "kernel_initializer", None)
+        kernel = getattr(layer, "kernel", None)
+        if initializer is None or kernel is None:
+            continue
+        config = {**initializer.get_config(), "seed": int(seed) * 100_003 + index}
+        seeded = type(initializer).from_config(config)
+        kernel.assign(seeded(kernel.shape, dtype=kernel.dtype))
+    return model
+
+
+def _flat_layers(model: keras.Model) -> list[keras.layers.Layer]:
+    layers = []
+    for layer in model.layers:
+        layers.extend(_flat_layers(layer) if isinstance(layer, keras.Model) else [layer])
+    return layers

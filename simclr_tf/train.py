@@ -14,14 +14,9 @@ class from ``stop_gradient(h)``. It cannot change the encoder; it only shows, wh
 runs, how linearly separable the representation already is.
 
 The loop is written out by hand rather than hidden in ``model.fit`` so that a reader can follow
-every step, and it runs unchanged under any ``tf.distribute`` strategy. A run directory holds::
-
-    config.json      the configuration of the run
-    checkpoints/     tf.train.CheckpointManager files (models, optimizer, step)
-    logs/            TensorBoard scalars and a few augmented views
-    metrics.csv      one row per epoch
-    steps.csv        one row per step (loss, contrastive accuracy, learning rate)
-    encoder/         the exported SavedModel (see simclr_tf.export)
+every step, and it runs unchanged under any ``tf.distribute`` strategy. What it writes, the
+run directory, is described in :mod:`simclr_tf.runs`; checkpoints, logs and progress are
+callbacks (:mod:`simclr_tf.callbacks`).
 
 Resuming is exact: the augmentation of step ``t`` depends only on ``(seed, t)`` and the order
 of the images in epoch ``e`` only on ``(seed, e)``, so a run that is killed and resumed from a
@@ -36,11 +31,7 @@ Command line (every field of :class:`simclr_tf.config.SimCLRConfig` is a flag)::
 
 from __future__ import annotations
 
-import argparse
-import csv
 import dataclasses
-import math
-import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -52,47 +43,72 @@ import tensorflow as tf
 
 from simclr_tf import runtime
 from simclr_tf.augment import AugmentConfig, two_views
-from simclr_tf.config import PRESETS, SimCLRConfig, preset
+from simclr_tf.callbacks import (
+    Callback,
+    CallbackList,
+    Checkpointer,
+    CSVLogger,
+    DivergenceCheck,
+    ProgressLogger,
+    TensorBoardLogger,
+    TrainingDivergedError,
+    format_epoch,
+)
+from simclr_tf.config import SimCLRConfig, build_parser, config_from_args
+from simclr_tf.data.batches import epoch_batches
 from simclr_tf.data.sources import ArrayImages, TrainingImages, training_images
 from simclr_tf.evaluation.quality import two_view_quality
+from simclr_tf.export import export_encoder
 from simclr_tf.losses import nt_xent_loss
-from simclr_tf.models import build_encoder, build_projection_head
+from simclr_tf.models import encoder_from_config, initialize_weights, projection_head_from_config
 from simclr_tf.optim import WarmupCosineDecay, build_optimizer, scaled_learning_rate
+from simclr_tf.runs import METRIC_COLUMNS, STEP_COLUMNS, RunDirectory, check_resume
 
-METRIC_COLUMNS = (
-    "epoch",
-    "step",
-    "loss",
-    "contrastive_accuracy",
-    "probe_accuracy",
-    "learning_rate",
-    "images_per_second",
-    "seconds",
-    "alignment",
-    "uniformity",
-    "embedding_std",
-)
-STEP_COLUMNS = ("step", "loss", "contrastive_accuracy", "probe_accuracy", "learning_rate")
-# Architecture fields: a run cannot be resumed with different values for these.
-_ARCHITECTURE_FIELDS = (
-    "encoder",
-    "width",
-    "stem",
-    "representation_dim",
-    "image_size",
-    "projection_layers",
-    "projection_hidden_dim",
-    "projection_dim",
-)
+__all__ = [
+    "METRIC_COLUMNS",
+    "STEP_COLUMNS",
+    "Pretrainer",
+    "PretrainResult",
+    "TrainingDivergedError",
+    "augment_config_for",
+    "build_parser",
+    "config_from_args",
+    "format_epoch",
+    "main",
+    "pretrain",
+]
 
-
-class TrainingDivergedError(RuntimeError):
-    """Raised when the loss becomes NaN or infinite; the last checkpoint is left untouched."""
+QUALITY_IMAGES = 256
+"""Training images on which each epoch measures alignment, uniformity and embedding std."""
 
 
 def augment_config_for(config: SimCLRConfig) -> AugmentConfig:
     """The augmentation settings a run uses (see :meth:`SimCLRConfig.augment_config`)."""
     return config.augment_config()
+
+
+def _check_batch(config: SimCLRConfig, num_examples: int, num_replicas: int) -> None:
+    if config.batch_size % num_replicas:
+        raise ValueError(
+            f"batch_size={config.batch_size} does not split evenly over "
+            f"{num_replicas} replicas; use a multiple of {num_replicas}."
+        )
+    if config.batch_size > num_examples:
+        raise ValueError(
+            f"batch_size={config.batch_size} is larger than the data set "
+            f"({num_examples} images); lower --batch_size."
+        )
+
+
+def _online_probe(representation_dim: int, num_classes: int) -> keras.Model:
+    """A linear classifier on ``h`` (float32 logits ``[B, num_classes]``)."""
+    return keras.Sequential(
+        [
+            keras.Input((representation_dim,)),
+            keras.layers.Dense(num_classes, dtype="float32", name="probe_logits"),
+        ],
+        name="online_probe",
+    )
 
 
 class Pretrainer:
@@ -119,25 +135,13 @@ class Pretrainer:
         self.config = config.validate()
         self.strategy = strategy or runtime.make_strategy(config.strategy)
         self.num_replicas = self.strategy.num_replicas_in_sync
-        if config.batch_size % self.num_replicas:
-            raise ValueError(
-                f"batch_size={config.batch_size} does not split evenly over "
-                f"{self.num_replicas} replicas; use a multiple of {self.num_replicas}."
-            )
-        if config.batch_size > num_examples:
-            raise ValueError(
-                f"batch_size={config.batch_size} is larger than the data set "
-                f"({num_examples} images); lower --batch_size."
-            )
+        _check_batch(config, num_examples, self.num_replicas)
         self.num_examples = num_examples
         self.steps_per_epoch = num_examples // config.batch_size
         self.total_steps = config.epochs * self.steps_per_epoch
         if config.steps:
             self.total_steps = min(self.total_steps, config.steps)
-        self.augment_config = augment_config_for(config)
-        # Outside the training step (a few images for logs and quality metrics) compiling the
-        # augmentation with XLA for one more shape would cost seconds and save nothing.
-        self._eager_augment_config = dataclasses.replace(self.augment_config, jit_compile=False)
+        self.augment_config = config.augment_config()
         self.learning_rate = WarmupCosineDecay(
             peak_learning_rate=scaled_learning_rate(
                 config.lr, config.batch_size, config.lr_scaling
@@ -145,53 +149,8 @@ class Pretrainer:
             warmup_steps=round(config.warmup_epochs * self.steps_per_epoch),
             total_steps=self.total_steps,
         )
-        keras.utils.set_random_seed(config.seed)
-        synchronized = config.sync_batchnorm and self.num_replicas > 1
         with runtime.precision_policy(config.precision), self.strategy.scope():
-            self.encoder = build_encoder(
-                config.encoder,
-                config.image_size,
-                width=config.width,
-                stem=config.stem,
-                representation_dim=config.representation_dim,
-                synchronized_batchnorm=synchronized,
-            )
-            representation_dim = int(self.encoder.output.shape[-1])
-            self.projection_head = build_projection_head(
-                representation_dim,
-                hidden_dim=config.projection_hidden_dim,
-                output_dim=config.projection_dim,
-                num_layers=config.projection_layers,
-                synchronized_batchnorm=synchronized,
-            )
-            self.probe = None
-            if num_classes and config.online_probe:
-                self.probe = keras.Sequential(
-                    [
-                        keras.Input((representation_dim,)),
-                        keras.layers.Dense(num_classes, dtype="float32", name="probe_logits"),
-                    ],
-                    name="online_probe",
-                )
-            optimizer = build_optimizer(
-                config.optimizer, self.learning_rate, config.weight_decay, config.momentum
-            )
-            if config.precision == "mixed_float16":
-                optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-            self.optimizer = optimizer
-            self.trainable_variables = (
-                self.encoder.trainable_variables
-                + self.projection_head.trainable_variables
-                + (self.probe.trainable_variables if self.probe else [])
-            )
-            self.optimizer.build(self.trainable_variables)
-            self.step = tf.Variable(
-                0,
-                dtype=tf.int64,
-                trainable=False,
-                name="step",
-                aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
-            )
+            self._build(num_classes)
         self.checkpoint = tf.train.Checkpoint(
             encoder=self.encoder,
             projection_head=self.projection_head,
@@ -200,15 +159,60 @@ class Pretrainer:
             **({"probe": self.probe} if self.probe else {}),
         )
         self._train_step = tf.function(self._distributed_step)
-        # Set by a callback of fit() to end the run early (for example at a time budget).
-        self.stop_training = False
         self._replica_fn = (
             tf.function(self._replica_step, jit_compile=True)
-            if (config.jit_compile)
+            if config.jit_compile
             else self._replica_step
+        )
+        # Set by a callback of fit() to end the run early (for example at a time budget).
+        self.stop_training = False
+        self._example_images: np.ndarray | None = None
+
+    def _build(self, num_classes: int | None) -> None:
+        """Models, optimizer and step counter, inside the strategy's scope; weights seeded."""
+        config = self.config
+        sync = config.sync_batchnorm and self.num_replicas > 1
+        self.encoder = initialize_weights(encoder_from_config(config, sync), config.seed)
+        representation_dim = int(self.encoder.output.shape[-1])
+        self.projection_head = initialize_weights(
+            projection_head_from_config(config, representation_dim, sync), config.seed + 1
+        )
+        self.probe = None
+        if num_classes and config.online_probe:
+            self.probe = initialize_weights(
+                _online_probe(representation_dim, num_classes), config.seed + 2
+            )
+        optimizer = build_optimizer(
+            config.optimizer, self.learning_rate, config.weight_decay, config.momentum
+        )
+        if config.precision == "mixed_float16":
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        self.optimizer = optimizer
+        self.trainable_variables = (
+            self.encoder.trainable_variables
+            + self.projection_head.trainable_variables
+            + (self.probe.trainable_variables if self.probe else [])
+        )
+        self.optimizer.build(self.trainable_variables)
+        self.step = tf.Variable(
+            0,
+            dtype=tf.int64,
+            trainable=False,
+            name="step",
+            aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
         )
 
     # -- one step ---------------------------------------------------------------------------
+
+    def _probe_loss(self, h: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """Cross-entropy and accuracy of the online probe on ``stop_gradient(h)``."""
+        both_labels = tf.concat([labels, labels], axis=0)
+        logits = self.probe(tf.stop_gradient(h), training=True)
+        loss = tf.reduce_mean(
+            keras.losses.sparse_categorical_crossentropy(both_labels, logits, from_logits=True)
+        )
+        correct = tf.equal(tf.argmax(logits, -1), tf.cast(both_labels, tf.int64))
+        return loss, tf.reduce_mean(tf.cast(correct, tf.float32))
 
     def _replica_step(self, images: tf.Tensor, labels: tf.Tensor) -> dict[str, tf.Tensor]:
         """Runs on every replica: augment, encode, project, loss, gradients, update."""
@@ -224,19 +228,8 @@ class Pretrainer:
             total = loss
             probe_accuracy = tf.constant(float("nan"))
             if self.probe is not None:
-                both_labels = tf.concat([labels, labels], axis=0)
-                logits = self.probe(tf.stop_gradient(h), training=True)
-                probe_loss = tf.reduce_mean(
-                    keras.losses.sparse_categorical_crossentropy(
-                        both_labels, logits, from_logits=True
-                    )
-                )
+                probe_loss, probe_accuracy = self._probe_loss(h, labels)
                 total = total + probe_loss
-                probe_accuracy = tf.reduce_mean(
-                    tf.cast(
-                        tf.equal(tf.argmax(logits, -1), tf.cast(both_labels, tf.int64)), tf.float32
-                    )
-                )
             # Gradients are summed over replicas, so each contributes 1/replicas of the mean.
             scaled = self.optimizer.scale_loss(total / self.num_replicas)
         gradients = tape.gradient(scaled, self.trainable_variables)
@@ -269,31 +262,48 @@ class Pretrainer:
     def epoch_batches(self, source: TrainingImages, epoch: int, skip: int = 0) -> tf.data.Dataset:
         """The batches of ``epoch`` in an order fixed by ``(seed, epoch)``, minus the first
         ``skip`` (already trained on before a resume). Yields ``(images, labels)``."""
-        order = np.random.default_rng([self.config.seed, epoch]).permutation(source.num_examples)
-        batch = self.config.batch_size
-        dataset = source.in_order(order[skip * batch : self.steps_per_epoch * batch])
-        # A fixed prefetch buffer without tf.data's autotuning: with autotuning on, dropping an
-        # epoch's exhausted iterator blocked for 8-13 s on a busy 2-core CPU (measured), a
-        # quarter of a CIFAR-10 epoch of the small CNN.
-        options = tf.data.Options()
-        options.autotune.enabled = False
-        return dataset.batch(batch, drop_remainder=True).prefetch(2).with_options(options)
+        return epoch_batches(
+            source, self.config.batch_size, self.config.seed, epoch, skip, self.steps_per_epoch
+        )
+
+    def default_callbacks(self, run: RunDirectory) -> list[Callback]:
+        """The callbacks every run has: divergence check, checkpoints, CSV, TensorBoard,
+        progress (see :mod:`simclr_tf.callbacks`)."""
+        manager = tf.train.CheckpointManager(
+            self.checkpoint, run.checkpoints, max_to_keep=3, step_counter=self.step
+        )
+        return [
+            DivergenceCheck(run.checkpoints),
+            Checkpointer(manager, self.config.checkpoint_every),
+            CSVLogger(run),
+            TensorBoardLogger(run.logs, max(1, self.steps_per_epoch // 50), self.total_steps),
+            ProgressLogger(self.config.verbose, self.config.epochs),
+        ]
+
+    def restore(self, run: RunDirectory) -> int:
+        """Restores the run's latest checkpoint, if any; returns the step it holds."""
+        latest = tf.train.latest_checkpoint(run.checkpoints)
+        if latest:
+            self.checkpoint.restore(latest).assert_existing_objects_matched()
+        return int(self.step.numpy())
 
     def fit(
         self,
         images: np.ndarray | TrainingImages,
         labels: np.ndarray | None = None,
-        callbacks: Sequence[Callable[[int, dict[str, float]], None]] = (),
+        callbacks: Sequence[Callback | Callable[[int, dict[str, float]], None]] = (),
     ) -> list[dict[str, float]]:
         """Trains until ``total_steps``, saving checkpoints and logs in ``config.out_dir``.
 
         Args:
-            images: uint8 training images ``[N, H, W, 3]``, or a :class:`TrainingImages`
-                (for example :class:`FolderImages`, which streams a folder from disk).
+            images: uint8 training images ``[N, H, W, 3]``, or a
+                :class:`~simclr_tf.data.sources.TrainingImages` (for example a
+                ``FolderImages``, which streams a folder from disk).
             labels: int labels ``[N]`` for the online probe, or ``None`` (arrays only).
-            callbacks: functions called as ``callback(step, metrics)`` after every step. A
-                callback may set ``pretrainer.stop_training = True`` to end the run after
-                this step (the epoch is then closed as usual: checkpoint, metrics row).
+            callbacks: :class:`~simclr_tf.callbacks.Callback` instances, or functions called as
+                ``callback(step, metrics)`` after every step, after the run's own callbacks.
+                One may set ``pretrainer.stop_training = True`` to end the run after this step
+                (the epoch is then closed as usual: checkpoint, metrics row).
 
         Returns:
             The rows written to ``metrics.csv`` by this call, one per finished epoch.
@@ -302,121 +312,55 @@ class Pretrainer:
             TrainingDivergedError: if the loss becomes NaN or infinite.
         """
         source = images if isinstance(images, TrainingImages) else ArrayImages(images, labels)
-        self.stop_training = False
-        has_labels = source.num_classes is not None
-        config = self.config
-        run = RunDirectory(config.out_dir)
-        manager = tf.train.CheckpointManager(
-            self.checkpoint, run.checkpoints, max_to_keep=3, step_counter=self.step
-        )
-        if manager.latest_checkpoint:
-            self.checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        start = int(self.step.numpy())
+        run = RunDirectory(self.config.out_dir)
+        start = self.restore(run)
         run.truncate_logs(start)
-        writer = tf.summary.create_file_writer(run.logs)
-        held_out = source.first(256)
+        self.stop_training = False
+        self._example_images = source.first(QUALITY_IMAGES)
+        callback_list = CallbackList([*self.default_callbacks(run), *callbacks])
+        callback_list.set_pretrainer(self)
+        callback_list.on_train_begin(start)
         rows: list[dict[str, float]] = []
-        progress_every = max(1, self.steps_per_epoch // 50)
-        # Throughput is wall time between the ends of consecutive steps, so it includes
-        # waiting for data, logging and checkpoints; only the first step (tracing) is left out.
-        last_tick: float | None = None
-        for epoch in range(start // self.steps_per_epoch, config.epochs):
-            if start >= self.total_steps:
-                break
-            skip = (
-                start - epoch * self.steps_per_epoch
-                if epoch == start // self.steps_per_epoch
-                else 0
-            )
-            steps_this_epoch = min(
-                self.steps_per_epoch, self.total_steps - epoch * self.steps_per_epoch
-            )
-            bar = keras.utils.Progbar(
-                steps_this_epoch,
-                verbose=1 if config.verbose == 1 else 0,
-                stateful_metrics=["lr", "img/s"],
-                unit_name="step",
-            )
-            if skip:
-                bar.update(skip)
-            sums: dict[str, float] = {}
-            counted, timed_images, timed_seconds = 0, 0, 0.0
-            epoch_start = time.perf_counter()
-            dataset = self.strategy.experimental_distribute_dataset(
-                self.epoch_batches(source, epoch, skip)
-            )
-            for batch_images, batch_labels in dataset:
-                if int(self.step.numpy()) >= self.total_steps:
+        try:
+            for epoch in range(start // self.steps_per_epoch, self.config.epochs):
+                if int(self.step.numpy()) >= self.total_steps or self.stop_training:
                     break
-                metrics = self.train_step(batch_images, batch_labels)
-                if not has_labels:
-                    metrics["probe_accuracy"] = float("nan")
-                step = int(self.step.numpy())
-                tick = time.perf_counter()
-                if last_tick is not None:
-                    timed_images += config.batch_size
-                    timed_seconds += tick - last_tick
-                last_tick = tick
-                if not math.isfinite(metrics["loss"]):
-                    raise TrainingDivergedError(
-                        f"The loss became {metrics['loss']} at step {step}. The last good "
-                        f"checkpoint in {run.checkpoints!r} is intact; lower --lr, raise "
-                        "--temperature or use --precision=float32, then --resume."
-                    )
-                for name, value in metrics.items():
-                    sums[name] = sums.get(name, 0.0) + value
-                counted += 1
-                run.append_step(step, metrics)
-                if config.checkpoint_every and step % config.checkpoint_every == 0:
-                    manager.save(checkpoint_number=step)
-                for callback in callbacks:
-                    callback(step, metrics)
-                if step % progress_every == 0 or step == self.total_steps:
-                    with writer.as_default(step=step):
-                        for name, value in metrics.items():
-                            if math.isfinite(value):
-                                tf.summary.scalar(f"step/{name}", value)
-                    if step == 1:
-                        self._log_views(writer, batch_images)
-                bar.update(
-                    step - epoch * self.steps_per_epoch,
-                    values=[
-                        ("loss", metrics["loss"]),
-                        ("contrastive_acc", metrics["contrastive_accuracy"]),
-                        *([("probe_acc", metrics["probe_accuracy"])] if has_labels else []),
-                        ("lr", metrics["learning_rate"]),
-                        ("img/s", timed_images / timed_seconds if timed_seconds else 0.0),
-                    ],
-                )
-                if self.stop_training:
+                row = self._fit_epoch(source, epoch, callback_list, source.num_classes)
+                if row is None:
                     break
-            if not counted:
-                break
-            step = int(self.step.numpy())
-            manager.save(checkpoint_number=step)
-            row = {name: total / counted for name, total in sums.items()}
-            row.update(
-                epoch=epoch + 1,
-                step=step,
-                images_per_second=timed_images / timed_seconds if timed_seconds else float("nan"),
-                seconds=time.perf_counter() - epoch_start,
-                **self.representation_quality(held_out),
-            )
-            if not has_labels:
-                row["probe_accuracy"] = float("nan")
-            run.append_epoch(row)
-            with writer.as_default(step=step):
-                for name in METRIC_COLUMNS[2:]:
-                    if math.isfinite(row[name]):
-                        tf.summary.scalar(f"epoch/{name}", row[name])
-            writer.flush()
-            rows.append(row)
-            if config.verbose == 2:
-                print(format_epoch(row, config.epochs), flush=True)
-            if step >= self.total_steps or self.stop_training:
-                break
-        writer.close()
+                rows.append(row)
+        finally:
+            callback_list.on_train_end()
         return rows
+
+    def _fit_epoch(
+        self, source: TrainingImages, epoch: int, callbacks: Callback, num_classes: int | None
+    ) -> dict[str, float] | None:
+        """Trains one epoch (or what is left of it); returns its ``metrics.csv`` row."""
+        first = epoch * self.steps_per_epoch
+        skip = max(0, int(self.step.numpy()) - first)
+        steps = min(self.steps_per_epoch, self.total_steps - first)
+        callbacks.on_epoch_begin(epoch, steps, skip)
+        meter = _EpochMeter(self.config.batch_size)
+        batches = self.strategy.experimental_distribute_dataset(
+            self.epoch_batches(source, epoch, skip)
+        )
+        for batch_images, batch_labels in batches:
+            if int(self.step.numpy()) >= self.total_steps:
+                break
+            metrics = self.train_step(batch_images, batch_labels)
+            if num_classes is None:
+                metrics["probe_accuracy"] = float("nan")
+            meter.add(metrics)
+            callbacks.on_step_end(int(self.step.numpy()), metrics)
+            if self.stop_training:
+                break
+        if not meter.steps:
+            return None
+        row = meter.row(epoch + 1, int(self.step.numpy()))
+        row.update(self.representation_quality(self._example_images))
+        callbacks.on_epoch_end(epoch, row)
+        return row
 
     def representation_quality(self, images: np.ndarray) -> dict[str, float]:
         """Alignment, uniformity and per-dimension std of ``h`` on fixed images, as the
@@ -428,80 +372,59 @@ class Pretrainer:
             self.config.seed,
         )
 
-    def _log_views(self, writer: tf.summary.SummaryWriter, images: Any) -> None:
-        local = self.strategy.experimental_local_results(images)[0][:4]
-        view1, view2 = two_views(local, self.config.seed, 0, self._eager_augment_config)
-        with writer.as_default(step=0):
-            tf.summary.image("augmented_views/view1", view1, max_outputs=4)
-            tf.summary.image("augmented_views/view2", view2, max_outputs=4)
+    def example_views(self, count: int = 4) -> tuple[tf.Tensor, tf.Tensor]:
+        """Two augmented views of the first ``count`` training images (for the logs)."""
+        images = self._example_images[:count]
+        config = dataclasses.replace(self.augment_config, jit_compile=False)
+        return two_views(images, self.config.seed, 0, config)
 
 
-class RunDirectory:
-    """The files of a run directory, and the rule that completed work is never overwritten."""
+class _EpochMeter:
+    """Running means of the step metrics of one epoch, and its throughput.
 
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.checkpoints = os.path.join(path, "checkpoints")
-        self.logs = os.path.join(path, "logs")
-        self.metrics = os.path.join(path, "metrics.csv")
-        self.steps = os.path.join(path, "steps.csv")
-        self.config = os.path.join(path, "config.json")
-        self.encoder = os.path.join(path, "encoder")
-        os.makedirs(self.checkpoints, exist_ok=True)
+    Throughput is wall time between the ends of consecutive steps, so it includes waiting for
+    data, logging and checkpoints; the first step of the epoch (tracing, iterator start) is
+    left out.
+    """
 
-    def has_checkpoint(self) -> bool:
-        return tf.train.latest_checkpoint(self.checkpoints) is not None
+    def __init__(self, batch_size: int) -> None:
+        self.batch_size = batch_size
+        self.sums: dict[str, float] = {}
+        self.steps = 0
+        self.timed_images = 0
+        self.timed_seconds = 0.0
+        self.start = time.perf_counter()
+        self.last_tick: float | None = None
 
-    def truncate_logs(self, step: int) -> None:
-        """Drops rows written after ``step`` (they came from a run that was killed)."""
-        _truncate_csv(self.steps, STEP_COLUMNS, lambda row: int(row["step"]) <= step)
-        _truncate_csv(self.metrics, METRIC_COLUMNS, lambda row: int(row["step"]) <= step)
+    def add(self, metrics: dict[str, float]) -> None:
+        """Counts one step; adds ``images_per_second`` (so far this epoch) to ``metrics``."""
+        tick = time.perf_counter()
+        if self.last_tick is not None:
+            self.timed_images += self.batch_size
+            self.timed_seconds += tick - self.last_tick
+        self.last_tick = tick
+        for name, value in metrics.items():
+            self.sums[name] = self.sums.get(name, 0.0) + value
+        self.steps += 1
+        metrics["images_per_second"] = self.images_per_second
 
-    def append_step(self, step: int, metrics: dict[str, float]) -> None:
-        _append_csv(self.steps, STEP_COLUMNS, {"step": step, **metrics})
+    @property
+    def images_per_second(self) -> float:
+        return self.timed_images / self.timed_seconds if self.timed_seconds else float("nan")
 
-    def append_epoch(self, row: dict[str, float]) -> None:
-        _append_csv(self.metrics, METRIC_COLUMNS, row)
-
-
-def _append_csv(path: str, columns: Sequence[str], row: dict[str, Any]) -> None:
-    new = not os.path.exists(path)
-    with open(path, "a", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
-        if new:
-            writer.writeheader()
-        writer.writerow({name: _csv_value(row.get(name)) for name in columns})
-
-
-def _csv_value(value: Any) -> Any:
-    if isinstance(value, float):
-        return "" if math.isnan(value) else f"{value:.6g}"
-    return value
-
-
-def _truncate_csv(path: str, columns: Sequence[str], keep: Callable[[dict], bool]) -> None:
-    if not os.path.exists(path):
-        return
-    with open(path, newline="", encoding="utf-8") as handle:
-        rows = [row for row in csv.DictReader(handle) if keep(row)]
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
+    def row(self, epoch: int, step: int) -> dict[str, float]:
+        """The epoch's means, with its number, last step, throughput and duration."""
+        row = {name: total / self.steps for name, total in self.sums.items()}
+        row.update(
+            epoch=epoch,
+            step=step,
+            images_per_second=self.images_per_second,
+            seconds=time.perf_counter() - self.start,
+        )
+        return row
 
 
-def format_epoch(row: dict[str, float], epochs: int) -> str:
-    """One human-readable line for an epoch's metrics."""
-    text = (
-        f"epoch {int(row['epoch'])}/{epochs}  step {int(row['step'])}  loss {row['loss']:.4f}  "
-        f"contrastive_acc {row['contrastive_accuracy']:.3f}"
-    )
-    if math.isfinite(row.get("probe_accuracy", float("nan"))):
-        text += f"  probe_acc {row['probe_accuracy']:.3f}"
-    return text + f"  {row['images_per_second']:.0f} img/s  {row['seconds']:.0f}s"
-
-
-# -- data and the whole run ---------------------------------------------------------------------
+# -- the whole run ------------------------------------------------------------------------------
 
 
 def load_training_images(config: SimCLRConfig) -> TrainingImages:
@@ -536,26 +459,7 @@ def pretrain(config: SimCLRConfig) -> PretrainResult:
     """
     config.validate()
     run = RunDirectory(config.out_dir)
-    if run.has_checkpoint() and not config.resume:
-        raise FileExistsError(
-            f"{config.out_dir!r} already holds a run's checkpoints. Pass --resume to continue it, "
-            "or choose a new --out_dir."
-        )
-    if config.resume and os.path.exists(run.config):
-        previous = SimCLRConfig.load(run.config)
-        changed = [
-            name
-            for name in _ARCHITECTURE_FIELDS
-            if getattr(previous, name) != getattr(config, name)
-        ]
-        if changed:
-            raise ValueError(
-                "Cannot resume with a different architecture; these fields differ from "
-                f"{run.config}: "
-                + ", ".join(
-                    f"{n}={getattr(config, n)!r} (was {getattr(previous, n)!r})" for n in changed
-                )
-            )
+    check_resume(config, run)
     source = load_training_images(config)
     pretrainer = Pretrainer(config, source.num_examples, source.num_classes)
     config.save(run.config)
@@ -568,8 +472,6 @@ def pretrain(config: SimCLRConfig) -> PretrainResult:
             flush=True,
         )
     rows = pretrainer.fit(source)
-    from simclr_tf.export import export_encoder
-
     encoder_path = export_encoder(
         pretrainer.encoder,
         run.encoder,
@@ -582,60 +484,8 @@ def pretrain(config: SimCLRConfig) -> PretrainResult:
 # -- command line -------------------------------------------------------------------------------
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """An ``argparse`` parser with one flag per config field plus ``--preset``."""
-    parser = argparse.ArgumentParser(
-        prog="python -m simclr_tf.train",
-        description="Pretrain a SimCLR encoder and export it as a SavedModel.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    parser.add_argument(
-        "--preset",
-        choices=sorted(PRESETS),
-        default="paper",
-        help="Start from this preset; flags given explicitly override it. 'paper' is the "
-        "SimCLR CIFAR-10 GPU recipe, 'cpu' the recipe measured on a 2-core CPU, 'smoke' a "
-        "seconds-long check.",
-    )
-    defaults = SimCLRConfig()
-    for field in dataclasses.fields(SimCLRConfig):
-        default = getattr(defaults, field.name)
-        kwargs: dict[str, Any] = {"help": field.metadata["help"], "default": argparse.SUPPRESS}
-        if isinstance(default, bool):
-            kwargs["action"] = argparse.BooleanOptionalAction
-        elif field.name == "data_dir":
-            kwargs["type"] = str
-        else:
-            kwargs["type"] = type(default)
-        parser.add_argument(f"--{field.name}", **kwargs)
-    return parser
-
-
-def config_from_args(
-    argv: Sequence[str] | None = None, parser: argparse.ArgumentParser | None = None
-) -> SimCLRConfig:
-    """Parses command-line flags into a validated config.
-
-    Args:
-        argv: the flags; ``None`` reads ``sys.argv``.
-        parser: a parser from :func:`build_parser`, possibly with extra flags of a caller;
-            their values are ignored here.
-
-    Raises:
-        SystemExit: with a usage message for unknown flags or invalid values.
-    """
-    parser = parser or build_parser()
-    values = vars(parser.parse_args(argv))
-    fields = {field.name for field in dataclasses.fields(SimCLRConfig)}
-    overrides = {name: value for name, value in values.items() if name in fields}
-    try:
-        return preset(values["preset"], **overrides)
-    except ValueError as error:
-        parser.error(str(error))
-        raise  # unreachable: parser.error exits
-
-
 def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m simclr_tf.train``: returns the exit code (2 for a user error)."""
     config = config_from_args(argv)
     try:
         result = pretrain(config)

@@ -29,6 +29,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from simclr_tf.data.sampling import balanced_indices
+from simclr_tf.runs import read_metrics
 
 
 def _as_image_batch(images: Any, name: str) -> np.ndarray:
@@ -457,40 +458,6 @@ _CURVE_PANELS = (
     ("contrastive_accuracy", "Contrastive accuracy\n(positive ranked first)"),
     ("probe_accuracy", "Online linear probe accuracy"),
 )
-
-
-def read_metrics(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Reads a run's ``metrics.csv`` into one float array per column (empty cells are NaN).
-
-    Args:
-        path: the ``metrics.csv`` file, or the run directory that holds it.
-
-    Raises:
-        FileNotFoundError: if there is no such file.
-        ValueError: if it has no rows.
-    """
-    import csv
-
-    path = os.fspath(path)
-    if os.path.isdir(path):
-        path = os.path.join(path, "metrics.csv")
-    if not os.path.isfile(path):
-        raise FileNotFoundError(
-            f"No metrics file at {path!r}: pass a run directory of python -m simclr_tf.train "
-            "or its metrics.csv."
-        )
-    with open(path, newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
-    if not rows:
-        raise ValueError(f"{path} has no rows yet: train for at least one epoch.")
-
-    def number(text: str | None) -> float:
-        try:
-            return float(text)
-        except (TypeError, ValueError):
-            return float("nan")
-
-    return {column: np.array([number(row[column]) for row in rows]) for column in rows[0]}
 
 
 def plot_training_curves(

@@ -304,9 +304,7 @@ def test_synchronized_batchnorm_head_normalises_over_the_global_batch(two_replic
 
     def build(synchronized):
         keras.utils.set_random_seed(1)
-        return build_projection_head(
-            6, hidden_dim=5, output_dim=4, synchronized_batchnorm=synchronized
-        )
+        return build_projection_head(6, hidden_dim=5, output_dim=4, sync_batchnorm=synchronized)
 
     replicated, single = _training_outputs_on_two_replicas(two_replicas, build, h, True)
     np.testing.assert_allclose(replicated, single, rtol=1e-4, atol=1e-5)
@@ -320,7 +318,7 @@ def test_synchronized_batchnorm_encoder_builds_and_runs_under_mirrored_strategy(
 
     def build(synchronized):
         keras.utils.set_random_seed(2)
-        return build_encoder("small_cnn", 16, synchronized_batchnorm=synchronized)
+        return build_encoder("small_cnn", 16, sync_batchnorm=synchronized)
 
     replicated, single = _training_outputs_on_two_replicas(two_replicas, build, images, True)
     assert replicated.shape == (4, 256)

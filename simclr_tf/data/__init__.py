@@ -11,7 +11,7 @@ Where the images come from:
 
 The first two return numpy arrays ``(x_train, y_train), (x_test, y_test)`` (uint8 images
 [N, 32, 32, 3], int64 labels [N] indexing :data:`CIFAR10_CLASSES`); the third returns a
-``tf.data.Dataset``. Either kind goes into :func:`make_dataset` (:mod:`.pipeline`), which
+``tf.data.Dataset``. Either kind goes into :func:`make_dataset` (:mod:`.batches`), which
 shuffles, batches and prefetches uint8 images for training; augmentation comes after, on the
 device.
 
@@ -37,7 +37,9 @@ _EXPORTS = {
     "UnreadableImageWarning": "image_folder",
     "list_image_folder": "image_folder",
     "load_image_folder": "image_folder",
-    "make_dataset": "pipeline",
+    "make_dataset": "batches",
+    "epoch_batches": "batches",
+    "epoch_order": "batches",
     "UnsafePickleError": "safe_pickle",
     "DEFAULT_SAMPLE_PATH": "sample",
     "load_sample": "sample",

@@ -138,7 +138,8 @@ def two_view_quality(
 
     * alignment: between the representations of two augmented views of every image, made by
       :func:`simclr_tf.augment.two_views` with ``augment_config`` (the run's own augmentation),
-      batch ``b`` with step ``b * batch_size``;
+      the batch starting at image ``i`` with step ``i``, at the images' own size (whatever
+      view size the run trained on) and rounded to 8-bit pixels, as an export receives them;
     * uniformity and embedding_std: on the representations of the images themselves.
 
     Args:
@@ -151,12 +152,17 @@ def two_view_quality(
     Returns:
         ``{"alignment", "uniformity", "embedding_std"}`` as floats.
     """
-    # A few batches only: compiling the augmentation with XLA would cost more than it saves.
-    augment_config = dataclasses.replace(augment_config, jit_compile=False)
+    # Views at the images' own size (an export takes only that size), and no XLA: a few
+    # batches only, compiling would cost more than it saves.
+    augment_config = dataclasses.replace(augment_config, output_size=None, jit_compile=False)
     plain, first, second = [], [], []
     for start in range(0, len(images), batch_size):
         batch = tf.convert_to_tensor(images[start : start + batch_size])
-        view1, view2 = two_views(batch, seed, start, augment_config)
+        # Views rounded to 8-bit pixels, as an exported encoder (uint8 input) receives them,
+        # so that a Keras model and its export measure the same number.
+        view1, view2 = (
+            tf.round(view * 255.0) / 255.0 for view in two_views(batch, seed, start, augment_config)
+        )
         plain.append(np.asarray(embed(tf.cast(batch, tf.float32) / 255.0), np.float32))
         first.append(np.asarray(embed(view1), np.float32))
         second.append(np.asarray(embed(view2), np.float32))
