@@ -32,7 +32,7 @@ import math
 import cv2
 import numpy as np
 
-from simclr_tf.augment import AugmentConfig
+from simclr_tf.augment.config import AugmentConfig
 
 JITTER_OPERATIONS = ("brightness", "contrast", "saturation", "hue")
 
