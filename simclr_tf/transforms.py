@@ -32,19 +32,9 @@ import math
 import cv2
 import numpy as np
 
-from simclr_tf.augment.config import AugmentConfig
+from simclr_tf.augment.config import JITTER_OPERATIONS, RGB_TO_YIQ, AugmentConfig
 
-JITTER_OPERATIONS = ("brightness", "contrast", "saturation", "hue")
-
-# RGB -> YIQ (NTSC) matrix, the same as in simclr_tf.augment.
-RGB_TO_YIQ = np.array(
-    [
-        [0.299, 0.587, 0.114],
-        [0.595716, -0.274453, -0.321263],
-        [0.211456, -0.522591, 0.311135],
-    ],
-    dtype=np.float32,
-)
+_RGB_TO_YIQ = np.array(RGB_TO_YIQ, dtype=np.float32)
 
 
 def to_float(image: np.ndarray) -> np.ndarray:
@@ -193,7 +183,7 @@ def adjust_hue(image: np.ndarray, shift: float, method: str = "hsv") -> np.ndarr
             ],
             dtype=np.float32,
         )
-        matrix = np.linalg.inv(RGB_TO_YIQ) @ rotation @ RGB_TO_YIQ
+        matrix = np.linalg.inv(_RGB_TO_YIQ) @ rotation @ _RGB_TO_YIQ
         return np.clip(image @ matrix.T.astype(np.float32), 0.0, 1.0)
     raise ValueError(f"method must be 'hsv' or 'yiq'; received method={method!r}.")
 
