@@ -32,7 +32,13 @@ import math
 import cv2
 import numpy as np
 
-from simclr_tf.augment.config import JITTER_OPERATIONS, RGB_TO_YIQ, AugmentConfig
+from simclr_tf.augment.config import (
+    DEFAULT_HUE_METHOD,
+    JITTER_OPERATIONS,
+    RGB_TO_YIQ,
+    AugmentConfig,
+    check_hue_method,
+)
 
 _RGB_TO_YIQ = np.array(RGB_TO_YIQ, dtype=np.float32)
 
@@ -153,39 +159,40 @@ def adjust_saturation(image: np.ndarray, factor: float) -> np.ndarray:
     return np.clip(factor * image + (1 - factor) * gray, 0.0, 1.0).astype(np.float32)
 
 
-def adjust_hue(image: np.ndarray, shift: float, method: str = "hsv") -> np.ndarray:
+def adjust_hue(image: np.ndarray, shift: float, method: str = DEFAULT_HUE_METHOD) -> np.ndarray:
     """Turns the colour wheel by ``shift`` of a full turn (in [-0.5, 0.5]).
 
     Args:
         image: float32 ``H x W x 3`` in [0, 1].
         shift: fraction of a turn.
-        method: "hsv": convert to HSV, add to the hue angle, convert back (OpenCV's float HSV
-            has the hue in degrees). "yiq": rotate the chroma plane (I, Q) of the YIQ colour
-            space, which keeps the luma Y.
+        method: "yiq" (default, ``DEFAULT_HUE_METHOD``): rotate the chroma plane (I, Q) of the
+            YIQ colour space, which keeps the luma Y. "hsv": convert to HSV, add to the hue
+            angle, convert back (OpenCV's float HSV has the hue in degrees).
 
     Returns:
         float32 ``H x W x 3`` in [0, 1].
+
+    Raises:
+        ValueError: for an unknown method.
     """
-    if method == "hsv":
+    if check_hue_method(method, "method") == "hsv":
         hsv = cv2.cvtColor(image, cv2.COLOR_RGB2HSV)
         hsv[..., 0] = np.mod(hsv[..., 0] + 360.0 * shift, 360.0)
         return np.clip(cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB), 0.0, 1.0)
-    if method == "yiq":
-        if shift == 0:
-            return image
-        # A positive shift turns the colours the way the HSV hue grows (red to yellow).
-        angle = -2 * math.pi * shift
-        rotation = np.array(
-            [
-                [1, 0, 0],
-                [0, math.cos(angle), -math.sin(angle)],
-                [0, math.sin(angle), math.cos(angle)],
-            ],
-            dtype=np.float32,
-        )
-        matrix = np.linalg.inv(_RGB_TO_YIQ) @ rotation @ _RGB_TO_YIQ
-        return np.clip(image @ matrix.T.astype(np.float32), 0.0, 1.0)
-    raise ValueError(f"method must be 'hsv' or 'yiq'; received method={method!r}.")
+    if shift == 0:
+        return image
+    # A positive shift turns the colours the way the HSV hue grows (red to yellow).
+    angle = -2 * math.pi * shift
+    rotation = np.array(
+        [
+            [1, 0, 0],
+            [0, math.cos(angle), -math.sin(angle)],
+            [0, math.sin(angle), math.cos(angle)],
+        ],
+        dtype=np.float32,
+    )
+    matrix = np.linalg.inv(_RGB_TO_YIQ) @ rotation @ _RGB_TO_YIQ
+    return np.clip(image @ matrix.T.astype(np.float32), 0.0, 1.0)
 
 
 def random_factor(rng: np.random.Generator, max_change: float) -> float:
@@ -200,9 +207,26 @@ def color_jitter(
     saturation: float,
     hue: float,
     order: tuple[int, ...] = (0, 1, 2, 3),
-    hue_method: str = "hsv",
+    hue_method: str = DEFAULT_HUE_METHOD,
 ) -> np.ndarray:
-    """Applies the four jitter operations in ``order`` (indices into ``JITTER_OPERATIONS``)."""
+    """Applies the four jitter operations in ``order`` (indices into ``JITTER_OPERATIONS``).
+
+    Args:
+        image: float32 ``H x W x 3`` in [0, 1].
+        brightness: brightness factor (1: unchanged).
+        contrast: contrast factor (1: unchanged).
+        saturation: saturation factor (1: unchanged).
+        hue: hue shift in turns (0: unchanged).
+        order: the operations' order, a permutation of 0..3.
+        hue_method: "yiq" (default) or "hsv", see :func:`adjust_hue`.
+
+    Returns:
+        float32 ``H x W x 3`` in [0, 1].
+
+    Raises:
+        ValueError: for an unknown hue method.
+    """
+    check_hue_method(hue_method)
     for operation in order:
         name = JITTER_OPERATIONS[operation]
         if name == "brightness":

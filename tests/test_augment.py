@@ -212,15 +212,16 @@ def test_brightness_contrast_saturation_behave():
     np.testing.assert_allclose(gray[..., 0], gray[..., 2], atol=1e-6)
 
 
-def test_jitter_order_matters():
+@pytest.mark.parametrize("method", augment.HUE_METHODS)
+def test_jitter_order_matters(method):
     images = tf.constant(random_images(batch=2, dtype=np.float32))
     factors = tf.fill([2], 1.6)
     hue = tf.fill([2], 0.1)
     first = augment.color_jitter(
-        images, factors, factors, factors, hue, tf.constant([[0, 1, 2, 3]] * 2)
+        images, factors, factors, factors, hue, tf.constant([[0, 1, 2, 3]] * 2), method
     )
     second = augment.color_jitter(
-        images, factors, factors, factors, hue, tf.constant([[3, 2, 1, 0]] * 2)
+        images, factors, factors, factors, hue, tf.constant([[3, 2, 1, 0]] * 2), method
     )
     assert float(tf.reduce_max(tf.abs(first - second))) > 0.01
 

@@ -76,10 +76,12 @@ from typing import Any
 # Public name -> the module of this package that defines it.
 _EXPORTS = {
     "AugmentConfig": "config",
+    "DEFAULT_HUE_METHOD": "config",
     "GRAY_WEIGHTS": "config",
     "HUE_METHODS": "config",
     "JITTER_OPERATIONS": "config",
     "PRESETS": "config",
+    "check_hue_method": "config",
     "sample_crop_boxes": "geometry",
     "resized_crop": "geometry",
     "flip_boxes": "geometry",

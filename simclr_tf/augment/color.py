@@ -31,7 +31,12 @@ import math
 
 import tensorflow as tf
 
-from simclr_tf.augment.config import GRAY_WEIGHTS, HUE_METHODS, RGB_TO_YIQ
+from simclr_tf.augment.config import (
+    DEFAULT_HUE_METHOD,
+    GRAY_WEIGHTS,
+    RGB_TO_YIQ,
+    check_hue_method,
+)
 
 
 def _gray_weights() -> tf.Tensor:
@@ -224,14 +229,15 @@ def _hue_shift_hsv(images: tf.Tensor, shifts: tf.Tensor) -> tf.Tensor:
     return value - chroma * tf.clip_by_value(tf.minimum(sector, 4.0 - sector), 0.0, 1.0)
 
 
-def adjust_hue(images: tf.Tensor, shifts: tf.Tensor, method: str = "hsv") -> tf.Tensor:
+def adjust_hue(images: tf.Tensor, shifts: tf.Tensor, method: str = DEFAULT_HUE_METHOD) -> tf.Tensor:
     """Rotates each image's hue by its own shift, in turns (0.5 = half the colour wheel).
 
     Args:
         images: float ``[B, H, W, 3]`` in [0, 1].
         shifts: ``[B]`` in [-0.5, 0.5].
-        method: "hsv" (exact; keeps each pixel's max and min channel) or "yiq" (rotation of
-            the YIQ chroma plane; keeps luma, then clips to [0, 1]).
+        method: "yiq" (default, ``DEFAULT_HUE_METHOD``: rotation of the YIQ chroma plane;
+            keeps luma, then clips to [0, 1]) or "hsv" (exact; keeps each pixel's max and min
+            channel).
 
     Returns:
         float32 ``[B, H, W, 3]`` in [0, 1].
@@ -239,11 +245,9 @@ def adjust_hue(images: tf.Tensor, shifts: tf.Tensor, method: str = "hsv") -> tf.
     Raises:
         ValueError: for an unknown method.
     """
-    if method == "hsv":
+    if check_hue_method(method, "method") == "hsv":
         return _clip(_hue_shift_hsv(images, per_image(shifts)))
-    if method == "yiq":
-        return _clip(apply_color_matrices(images, yiq_hue_matrices(shifts)))
-    raise ValueError(f"method must be one of {', '.join(HUE_METHODS)}; received method={method!r}.")
+    return _clip(apply_color_matrices(images, yiq_hue_matrices(shifts)))
 
 
 def color_jitter(
@@ -253,7 +257,7 @@ def color_jitter(
     saturation: tf.Tensor,
     hue: tf.Tensor,
     order: tf.Tensor | None = None,
-    hue_method: str = "hsv",
+    hue_method: str = DEFAULT_HUE_METHOD,
 ) -> tf.Tensor:
     """Applies the four jitter operations with per-image factors, in a per-image order.
 
@@ -272,7 +276,7 @@ def color_jitter(
         hue: ``[B]`` hue shifts in turns (0: unchanged).
         order: int ``[B, 4]``, each row a permutation of 0..3 indexing
             ``JITTER_OPERATIONS``; ``None`` means the fixed order 0, 1, 2, 3 for every image.
-        hue_method: "hsv" or "yiq", see :func:`adjust_hue`.
+        hue_method: "yiq" (default) or "hsv", see :func:`adjust_hue`.
 
     Returns:
         float32 ``[B, H, W, 3]`` in [0, 1].
@@ -280,11 +284,7 @@ def color_jitter(
     Raises:
         ValueError: for an unknown hue method.
     """
-    if hue_method not in HUE_METHODS:
-        raise ValueError(
-            f"hue_method must be one of {', '.join(HUE_METHODS)}; received "
-            f"hue_method={hue_method!r}."
-        )
+    check_hue_method(hue_method)
     if order is None:
         order = tf.zeros_like(tf.cast(brightness, tf.int32))[:, None] + tf.range(4)
     order = tf.cast(order, tf.int32)

@@ -8,7 +8,8 @@ imports nothing heavy, importing it (or :mod:`simclr_tf.transforms`) never loads
 * :class:`AugmentConfig`: every knob, with the paper's defaults and named presets.
 * :data:`GRAY_WEIGHTS`, :data:`RGB_TO_YIQ`: the colour-space constants both implementations use.
 * :data:`JITTER_OPERATIONS`: the four colour-jitter operations, in the order jitter orders index.
-* :data:`HUE_METHODS`: how a hue shift is computed.
+* :data:`HUE_METHODS`, :data:`DEFAULT_HUE_METHOD`, :func:`check_hue_method`: how a hue shift
+  is computed, the default of every function that takes a method, and the one check of it.
 * :data:`PRESETS`, :data:`PRESET_VALUES`: the paper's CIFAR-10 and ImageNet recipes.
 """
 
@@ -33,6 +34,9 @@ JITTER_OPERATIONS = ("brightness", "contrast", "saturation", "hue")
 HUE_METHODS = ("hsv", "yiq")
 """How a hue shift is computed: the exact HSV rotation, or a rotation of the YIQ chroma plane."""
 
+DEFAULT_HUE_METHOD = "yiq"
+"""The hue method of :class:`AugmentConfig` and of every ``adjust_hue`` and ``color_jitter``."""
+
 PRESET_VALUES: dict[str, dict[str, Any]] = {
     "cifar": {"color_strength": 0.5, "blur_prob": 0.0},
     "imagenet": {"color_strength": 1.0, "blur_prob": 0.5},
@@ -41,6 +45,26 @@ PRESET_VALUES: dict[str, dict[str, Any]] = {
 
 PRESETS = tuple(PRESET_VALUES)
 """Names of the augmentation presets: "cifar" and "imagenet"."""
+
+
+def check_hue_method(method: str, argument: str = "hue_method") -> str:
+    """Checks a hue method; every function that takes one calls this.
+
+    Args:
+        method: the method received.
+        argument: the name of the argument it came in, for the error message.
+
+    Returns:
+        ``method``, one of :data:`HUE_METHODS`.
+
+    Raises:
+        ValueError: naming ``argument`` and the value received, if ``method`` is unknown.
+    """
+    if method not in HUE_METHODS:
+        raise ValueError(
+            f"{argument} must be one of {', '.join(HUE_METHODS)}; received {argument}={method!r}."
+        )
+    return method
 
 
 def _check_pair(name: str, value: Any) -> tuple[float, float]:
@@ -112,7 +136,7 @@ class AugmentConfig:
     saturation: float | None = None
     hue: float | None = None
     color_random_order: bool = True
-    hue_method: str = "yiq"
+    hue_method: str = DEFAULT_HUE_METHOD
     grayscale_prob: float = 0.2
     blur_prob: float = 0.5
     blur_sigma: tuple[float, float] = (0.1, 2.0)
@@ -156,11 +180,7 @@ class AugmentConfig:
                 f"{self.hue!r} with color_strength={self.color_strength!r} (0.2 * s when hue is "
                 "None)."
             )
-        if self.hue_method not in HUE_METHODS:
-            raise ValueError(
-                f"hue_method must be one of {', '.join(HUE_METHODS)}; received "
-                f"hue_method={self.hue_method!r}."
-            )
+        check_hue_method(self.hue_method)
 
     def _check_sizes(self) -> None:
         """The crop attempts, the output size, the blur kernel and the solarisation threshold."""
