@@ -17,6 +17,10 @@ the training step, tens of times faster. Every function here takes its random pa
 arguments, so the tests can feed the same parameters to both and compare the results (they
 agree to about 1e-5 on values in [0, 1]).
 
+Every function here takes one ``H x W x 3`` image and python numbers; the functions of the same
+names in :mod:`simclr_tf.augment` (``to_grayscale``, ``adjust_hue``, ``color_jitter``, ...) take a
+batch ``[B, H, W, 3]`` and one parameter per image.
+
 Conventions (shared with :mod:`simclr_tf.augment`):
 
 * images are float32 in [0, 1] after the first step (uint8 is divided by 255);
@@ -132,13 +136,49 @@ def horizontal_flip(image: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 
 
+def _check_image(image: np.ndarray, function: str, batched: str | None = None) -> None:
+    """Raises unless ``image`` is one ``H x W x 3`` image; ``batched`` names the function of
+    :mod:`simclr_tf.augment` that takes a batch instead (default: the same name)."""
+    if np.ndim(image) != 3 or np.shape(image)[2] != 3:
+        raise ValueError(
+            f"{function} takes one H x W x 3 RGB image; received shape {np.shape(image)}. "
+            f"For a batch [B, H, W, 3] use simclr_tf.augment.{batched or function}."
+        )
+
+
 def grayscale(image: np.ndarray) -> np.ndarray:
-    """Gray level of each pixel (BT.601 weights, OpenCV's), ``H x W``."""
+    """Gray level of each pixel of one image (BT.601 weights, OpenCV's), in one channel.
+
+    The batched version is :func:`simclr_tf.augment.grayscale`.
+
+    Args:
+        image: float32 ``H x W x 3``.
+
+    Returns:
+        float32 ``H x W`` (no channel axis).
+
+    Raises:
+        ValueError: if ``image`` is not one ``H x W x 3`` image.
+    """
+    _check_image(image, "grayscale")
     return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
 
 
 def to_grayscale(image: np.ndarray) -> np.ndarray:
-    """The gray image in all three channels."""
+    """One image's gray version, in all three channels.
+
+    The batched version is :func:`simclr_tf.augment.to_grayscale`.
+
+    Args:
+        image: float32 ``H x W x 3``.
+
+    Returns:
+        float32 ``H x W x 3`` with three equal channels.
+
+    Raises:
+        ValueError: if ``image`` is not one ``H x W x 3`` image.
+    """
+    _check_image(image, "to_grayscale")
     return cv2.cvtColor(grayscale(image), cv2.COLOR_GRAY2RGB)
 
 
@@ -305,10 +345,7 @@ class ImageTransforms:
 
     def __call__(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Two independent views of ``image`` (``H x W x 3``, uint8 or float in [0, 1])."""
-        if image.ndim != 3 or image.shape[2] != 3:
-            raise ValueError(
-                f"image must be one H x W x 3 RGB image; received shape {image.shape}."
-            )
+        _check_image(image, "ImageTransforms", batched="two_views")
         return self.augment(image), self.augment(image)
 
     def augment(self, image: np.ndarray) -> np.ndarray:

@@ -95,6 +95,14 @@ def test_grayscale_agrees(images):
     )
 
 
+@pytest.mark.parametrize("name", ["grayscale", "to_grayscale"])
+def test_grayscale_of_the_wrong_rank_points_to_the_other_module(images, name):
+    with pytest.raises(ValueError, match=rf"received shape \(20, 24, 3\).*transforms\.{name}"):
+        getattr(augment, name)(tf.constant(images[0]))
+    with pytest.raises(ValueError, match=rf"received shape \(6, 20, 24, 3\).*augment\.{name}"):
+        getattr(transforms, name)(images)
+
+
 @pytest.mark.parametrize("method", augment.HUE_METHODS)
 def test_color_jitter_in_random_orders_agrees(images, method):
     rng = np.random.default_rng(3)

@@ -43,8 +43,31 @@ def _gray_weights() -> tf.Tensor:
     return tf.constant(GRAY_WEIGHTS, tf.float32)
 
 
+def _check_batch(images: tf.Tensor, function: str) -> None:
+    """Raises if ``images`` has a known rank other than 4 (a batch ``[B, H, W, 3]``)."""
+    shape = tf.TensorShape(getattr(images, "shape", None))
+    if shape.rank is not None and shape.rank != 4:
+        raise ValueError(
+            f"{function} takes a batch [B, H, W, 3]; received shape {shape}. Add a batch axis "
+            f"with images[None], or use simclr_tf.transforms.{function} for one H x W x 3 image."
+        )
+
+
 def grayscale(images: tf.Tensor) -> tf.Tensor:
-    """Gray level of each pixel with BT.601 weights, as ``[B, H, W, 1]``."""
+    """Gray level of each pixel of a batch, with BT.601 weights, in one channel.
+
+    The one-image version is :func:`simclr_tf.transforms.grayscale`.
+
+    Args:
+        images: float ``[B, H, W, 3]``.
+
+    Returns:
+        float32 ``[B, H, W, 1]``.
+
+    Raises:
+        ValueError: if ``images`` is not a batch (rank 4).
+    """
+    _check_batch(images, "grayscale")
     return tf.reduce_sum(images * _gray_weights(), axis=-1, keepdims=True)
 
 
@@ -184,7 +207,10 @@ def adjust_saturation(images: tf.Tensor, factors: tf.Tensor) -> tf.Tensor:
 
 
 def to_grayscale(images: tf.Tensor, apply: tf.Tensor | None = None) -> tf.Tensor:
-    """Replaces the images (or those where ``apply`` is true) by their gray level in 3 channels.
+    """Replaces the images of a batch (or those where ``apply`` is true) by their gray level in
+    all 3 channels.
+
+    The one-image version is :func:`simclr_tf.transforms.to_grayscale`.
 
     Args:
         images: float ``[B, H, W, 3]``.
@@ -192,7 +218,11 @@ def to_grayscale(images: tf.Tensor, apply: tf.Tensor | None = None) -> tf.Tensor
 
     Returns:
         float32 ``[B, H, W, 3]``.
+
+    Raises:
+        ValueError: if ``images`` is not a batch (rank 4).
     """
+    _check_batch(images, "to_grayscale")
     if apply is None:
         return tf.broadcast_to(grayscale(images), tf.shape(images))
     matrices = tf.where(apply[:, None, None], _gray_projection(), tf.eye(3))
