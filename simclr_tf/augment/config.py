@@ -205,25 +205,29 @@ class AugmentConfig:
                 f"{self.solarize_threshold!r}."
             )
 
+    def _jitter_range(self, value: float | None, per_strength: float) -> float:
+        """``value`` if it is set, else ``per_strength`` times the colour strength."""
+        return per_strength * self.color_strength if value is None else float(value)
+
     @property
     def brightness_range(self) -> float:
         """Maximal relative brightness change (0.8 s unless ``brightness`` is set)."""
-        return 0.8 * self.color_strength if self.brightness is None else float(self.brightness)
+        return self._jitter_range(self.brightness, 0.8)
 
     @property
     def contrast_range(self) -> float:
         """Maximal relative contrast change (0.8 s unless ``contrast`` is set)."""
-        return 0.8 * self.color_strength if self.contrast is None else float(self.contrast)
+        return self._jitter_range(self.contrast, 0.8)
 
     @property
     def saturation_range(self) -> float:
         """Maximal relative saturation change (0.8 s unless ``saturation`` is set)."""
-        return 0.8 * self.color_strength if self.saturation is None else float(self.saturation)
+        return self._jitter_range(self.saturation, 0.8)
 
     @property
     def hue_range(self) -> float:
         """Maximal hue shift in turns (0.2 s unless ``hue`` is set)."""
-        return 0.2 * self.color_strength if self.hue is None else float(self.hue)
+        return self._jitter_range(self.hue, 0.2)
 
     def blur_kernel_size(self, side: int) -> int:
         """Number of taps of the blur kernel for images of ``side`` pixels (odd, >= 1)."""
