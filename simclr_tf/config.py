@@ -21,7 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from simclr_tf.augment import AugmentConfig
+from simclr_tf.augment.config import PRESETS as AUGMENT_PRESETS
+from simclr_tf.augment.config import AugmentConfig
 
 ENCODERS = ("resnet18", "resnet34", "resnet50", "small_cnn")
 STEMS = ("auto", "cifar", "imagenet")
@@ -30,7 +31,6 @@ LR_SCALINGS = ("linear", "sqrt", "none")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker", "tpu")
 DATASETS = ("sample", "cifar10", "folder")
-AUGMENT_PRESETS = ("cifar", "imagenet")
 
 
 def _help(text: str, **kwargs: Any) -> Any:

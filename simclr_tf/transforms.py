@@ -17,6 +17,10 @@ the training step, tens of times faster. Every function here takes its random pa
 arguments, so the tests can feed the same parameters to both and compare the results (they
 agree to about 1e-5 on values in [0, 1]).
 
+Every function here takes one ``H x W x 3`` image and python numbers; the functions of the same
+names in :mod:`simclr_tf.augment` (``to_grayscale``, ``adjust_hue``, ``color_jitter``, ...) take a
+batch ``[B, H, W, 3]`` and one parameter per image.
+
 Conventions (shared with :mod:`simclr_tf.augment`):
 
 * images are float32 in [0, 1] after the first step (uint8 is divided by 255);
@@ -32,19 +36,15 @@ import math
 import cv2
 import numpy as np
 
-from simclr_tf.augment import AugmentConfig
-
-JITTER_OPERATIONS = ("brightness", "contrast", "saturation", "hue")
-
-# RGB -> YIQ (NTSC) matrix, the same as in simclr_tf.augment.
-RGB_TO_YIQ = np.array(
-    [
-        [0.299, 0.587, 0.114],
-        [0.595716, -0.274453, -0.321263],
-        [0.211456, -0.522591, 0.311135],
-    ],
-    dtype=np.float32,
+from simclr_tf.augment.config import (
+    DEFAULT_HUE_METHOD,
+    JITTER_OPERATIONS,
+    RGB_TO_YIQ,
+    AugmentConfig,
+    check_hue_method,
 )
+
+_RGB_TO_YIQ = np.array(RGB_TO_YIQ, dtype=np.float32)
 
 
 def to_float(image: np.ndarray) -> np.ndarray:
@@ -136,13 +136,49 @@ def horizontal_flip(image: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 
 
+def _check_image(image: np.ndarray, function: str, batched: str | None = None) -> None:
+    """Raises unless ``image`` is one ``H x W x 3`` image; ``batched`` names the function of
+    :mod:`simclr_tf.augment` that takes a batch instead (default: the same name)."""
+    if np.ndim(image) != 3 or np.shape(image)[2] != 3:
+        raise ValueError(
+            f"{function} takes one H x W x 3 RGB image; received shape {np.shape(image)}. "
+            f"For a batch [B, H, W, 3] use simclr_tf.augment.{batched or function}."
+        )
+
+
 def grayscale(image: np.ndarray) -> np.ndarray:
-    """Gray level of each pixel (BT.601 weights, OpenCV's), ``H x W``."""
+    """Gray level of each pixel of one image (BT.601 weights, OpenCV's), in one channel.
+
+    The batched version is :func:`simclr_tf.augment.grayscale`.
+
+    Args:
+        image: float32 ``H x W x 3``.
+
+    Returns:
+        float32 ``H x W`` (no channel axis).
+
+    Raises:
+        ValueError: if ``image`` is not one ``H x W x 3`` image.
+    """
+    _check_image(image, "grayscale")
     return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
 
 
 def to_grayscale(image: np.ndarray) -> np.ndarray:
-    """The gray image in all three channels."""
+    """One image's gray version, in all three channels.
+
+    The batched version is :func:`simclr_tf.augment.to_grayscale`.
+
+    Args:
+        image: float32 ``H x W x 3``.
+
+    Returns:
+        float32 ``H x W x 3`` with three equal channels.
+
+    Raises:
+        ValueError: if ``image`` is not one ``H x W x 3`` image.
+    """
+    _check_image(image, "to_grayscale")
     return cv2.cvtColor(grayscale(image), cv2.COLOR_GRAY2RGB)
 
 
@@ -163,39 +199,40 @@ def adjust_saturation(image: np.ndarray, factor: float) -> np.ndarray:
     return np.clip(factor * image + (1 - factor) * gray, 0.0, 1.0).astype(np.float32)
 
 
-def adjust_hue(image: np.ndarray, shift: float, method: str = "hsv") -> np.ndarray:
+def adjust_hue(image: np.ndarray, shift: float, method: str = DEFAULT_HUE_METHOD) -> np.ndarray:
     """Turns the colour wheel by ``shift`` of a full turn (in [-0.5, 0.5]).
 
     Args:
         image: float32 ``H x W x 3`` in [0, 1].
         shift: fraction of a turn.
-        method: "hsv": convert to HSV, add to the hue angle, convert back (OpenCV's float HSV
-            has the hue in degrees). "yiq": rotate the chroma plane (I, Q) of the YIQ colour
-            space, which keeps the luma Y.
+        method: "yiq" (default, ``DEFAULT_HUE_METHOD``): rotate the chroma plane (I, Q) of the
+            YIQ colour space, which keeps the luma Y. "hsv": convert to HSV, add to the hue
+            angle, convert back (OpenCV's float HSV has the hue in degrees).
 
     Returns:
         float32 ``H x W x 3`` in [0, 1].
+
+    Raises:
+        ValueError: for an unknown method.
     """
-    if method == "hsv":
+    if check_hue_method(method, "method") == "hsv":
         hsv = cv2.cvtColor(image, cv2.COLOR_RGB2HSV)
         hsv[..., 0] = np.mod(hsv[..., 0] + 360.0 * shift, 360.0)
         return np.clip(cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB), 0.0, 1.0)
-    if method == "yiq":
-        if shift == 0:
-            return image
-        # A positive shift turns the colours the way the HSV hue grows (red to yellow).
-        angle = -2 * math.pi * shift
-        rotation = np.array(
-            [
-                [1, 0, 0],
-                [0, math.cos(angle), -math.sin(angle)],
-                [0, math.sin(angle), math.cos(angle)],
-            ],
-            dtype=np.float32,
-        )
-        matrix = np.linalg.inv(RGB_TO_YIQ) @ rotation @ RGB_TO_YIQ
-        return np.clip(image @ matrix.T.astype(np.float32), 0.0, 1.0)
-    raise ValueError(f"method must be 'hsv' or 'yiq'; received method={method!r}.")
+    if shift == 0:
+        return image
+    # A positive shift turns the colours the way the HSV hue grows (red to yellow).
+    angle = -2 * math.pi * shift
+    rotation = np.array(
+        [
+            [1, 0, 0],
+            [0, math.cos(angle), -math.sin(angle)],
+            [0, math.sin(angle), math.cos(angle)],
+        ],
+        dtype=np.float32,
+    )
+    matrix = np.linalg.inv(_RGB_TO_YIQ) @ rotation @ _RGB_TO_YIQ
+    return np.clip(image @ matrix.T.astype(np.float32), 0.0, 1.0)
 
 
 def random_factor(rng: np.random.Generator, max_change: float) -> float:
@@ -210,9 +247,26 @@ def color_jitter(
     saturation: float,
     hue: float,
     order: tuple[int, ...] = (0, 1, 2, 3),
-    hue_method: str = "hsv",
+    hue_method: str = DEFAULT_HUE_METHOD,
 ) -> np.ndarray:
-    """Applies the four jitter operations in ``order`` (indices into ``JITTER_OPERATIONS``)."""
+    """Applies the four jitter operations in ``order`` (indices into ``JITTER_OPERATIONS``).
+
+    Args:
+        image: float32 ``H x W x 3`` in [0, 1].
+        brightness: brightness factor (1: unchanged).
+        contrast: contrast factor (1: unchanged).
+        saturation: saturation factor (1: unchanged).
+        hue: hue shift in turns (0: unchanged).
+        order: the operations' order, a permutation of 0..3.
+        hue_method: "yiq" (default) or "hsv", see :func:`adjust_hue`.
+
+    Returns:
+        float32 ``H x W x 3`` in [0, 1].
+
+    Raises:
+        ValueError: for an unknown hue method.
+    """
+    check_hue_method(hue_method)
     for operation in order:
         name = JITTER_OPERATIONS[operation]
         if name == "brightness":
@@ -291,10 +345,7 @@ class ImageTransforms:
 
     def __call__(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Two independent views of ``image`` (``H x W x 3``, uint8 or float in [0, 1])."""
-        if image.ndim != 3 or image.shape[2] != 3:
-            raise ValueError(
-                f"image must be one H x W x 3 RGB image; received shape {image.shape}."
-            )
+        _check_image(image, "ImageTransforms", batched="two_views")
         return self.augment(image), self.augment(image)
 
     def augment(self, image: np.ndarray) -> np.ndarray:

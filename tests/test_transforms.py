@@ -7,6 +7,8 @@ rounding in different orders).
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -93,6 +95,14 @@ def test_grayscale_agrees(images):
     )
 
 
+@pytest.mark.parametrize("name", ["grayscale", "to_grayscale"])
+def test_grayscale_of_the_wrong_rank_points_to_the_other_module(images, name):
+    with pytest.raises(ValueError, match=rf"received shape \(20, 24, 3\).*transforms\.{name}"):
+        getattr(augment, name)(tf.constant(images[0]))
+    with pytest.raises(ValueError, match=rf"received shape \(6, 20, 24, 3\).*augment\.{name}"):
+        getattr(transforms, name)(images)
+
+
 @pytest.mark.parametrize("method", augment.HUE_METHODS)
 def test_color_jitter_in_random_orders_agrees(images, method):
     rng = np.random.default_rng(3)
@@ -111,6 +121,30 @@ def test_color_jitter_in_random_orders_agrees(images, method):
         ]
     )
     np.testing.assert_allclose(ours, reference, atol=ATOL)
+
+
+def test_both_implementations_default_to_the_config_hue_method():
+    assert AugmentConfig().hue_method == augment.DEFAULT_HUE_METHOD
+    for function, argument in (
+        (augment.adjust_hue, "method"),
+        (transforms.adjust_hue, "method"),
+        (augment.color_jitter, "hue_method"),
+        (transforms.color_jitter, "hue_method"),
+    ):
+        default = inspect.signature(function).parameters[argument].default
+        assert default == augment.DEFAULT_HUE_METHOD, function
+
+
+def test_both_implementations_reject_an_unknown_hue_method(images):
+    batch, ones = tf.constant(images), tf.ones([6])
+    with pytest.raises(ValueError, match=r"received method='lab'"):
+        augment.adjust_hue(batch, ones, "lab")
+    with pytest.raises(ValueError, match=r"received method='lab'"):
+        transforms.adjust_hue(images[0], 0.1, "lab")
+    with pytest.raises(ValueError, match=r"received hue_method='lab'"):
+        augment.color_jitter(batch, ones, ones, ones, ones, hue_method="lab")
+    with pytest.raises(ValueError, match=r"received hue_method='lab'"):
+        transforms.color_jitter(images[0], 1.0, 1.0, 1.0, 0.1, hue_method="lab")
 
 
 def test_blur_and_solarize_agree(images):
