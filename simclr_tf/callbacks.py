@@ -42,12 +42,28 @@ __all__ = [
     "StepFunction",
     "TensorBoardLogger",
     "TrainingDivergedError",
+    "TrainingInterrupted",
+    "divergence_message",
     "format_epoch",
+    "largest_weight",
 ]
 
 
 class TrainingDivergedError(RuntimeError):
-    """Raised when the loss becomes NaN or infinite; the last checkpoint is left untouched."""
+    """Raised when the loss or the weights stop being finite; the checkpoints on disk (all
+    saved before) are left untouched."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Raised by ``fit`` after Ctrl-C or SIGTERM, once the current step is checkpointed.
+
+    Attributes:
+        step: the step the checkpoint holds.
+    """
+
+    def __init__(self, message: str, step: int) -> None:
+        super().__init__(message)
+        self.step = step
 
 
 class Callback:
@@ -128,39 +144,90 @@ class DivergenceCheck(Callback):
     anything of that step is saved.
 
     Args:
-        checkpoints: the checkpoint folder, named in the message.
+        run: the run directory, whose checkpoints the message describes.
     """
 
-    def __init__(self, checkpoints: str) -> None:
-        self.checkpoints = checkpoints
+    def __init__(self, run: RunDirectory) -> None:
+        self.run = run
 
     def on_step_end(self, step: int, metrics: dict[str, float]) -> None:
         if not math.isfinite(metrics["loss"]):
             raise TrainingDivergedError(
-                f"The loss became {metrics['loss']} at step {step}. The last good "
-                f"checkpoint in {self.checkpoints!r} is intact; lower --lr, raise "
-                "--temperature or use --precision=float32, then --resume."
+                divergence_message(f"The loss became {metrics['loss']}", step, self.run)
             )
 
 
+WEIGHT_LIMIT = 1e8
+"""Largest magnitude a trained weight may have before it counts as diverged: far above any
+weight a converging run reaches, far below the float32 overflow that follows a divergence."""
+
+
+def divergence_message(what: str, step: int, run: RunDirectory) -> str:
+    """The message of a diverged run: what happened, what is on disk, what to do."""
+    steps = run.checkpoint_steps()
+    if steps:
+        advice = (
+            f"The last checkpoint on disk, step {steps[0]} in {run.checkpoints!r}, was saved "
+            "before this and holds finite weights: lower --lr, raise --temperature or use "
+            "--precision=float32, then run again with --resume."
+        )
+    else:
+        advice = (
+            f"No checkpoint was saved before this, so {run.path!r} holds nothing to resume: "
+            "run again with a lower --lr, a higher --temperature or --precision=float32."
+        )
+    return f"{what} at step {step}. {advice}"
+
+
+def largest_weight(variables: Iterable[tf.Variable]) -> float:
+    """The largest absolute value among ``variables`` (NaN if any is NaN)."""
+    largest = 0.0
+    for variable in variables:
+        value = float(tf.reduce_max(tf.abs(tf.cast(variable, tf.float32))))
+        if not value <= largest:  # also NaN
+            largest = value
+    return largest
+
+
 class Checkpointer(Callback):
-    """Saves checkpoints every ``every`` steps (0: never mid-epoch) and at each epoch's end.
+    """Saves checkpoints every ``every`` steps (0: never mid-epoch) and at each epoch's end,
+    only when every trainable weight is finite and below :data:`WEIGHT_LIMIT`.
 
     Args:
         manager: the run's ``tf.train.CheckpointManager``.
         every: steps between mid-epoch checkpoints.
+        run: the run directory, whose checkpoints a divergence message describes.
+
+    Raises:
+        TrainingDivergedError: (from the hooks) instead of saving diverged weights.
     """
 
-    def __init__(self, manager: tf.train.CheckpointManager, every: int) -> None:
+    def __init__(self, manager: tf.train.CheckpointManager, every: int, run: RunDirectory) -> None:
         self.manager = manager
         self.every = every
+        self.run = run
+
+    def save(self, step: int) -> None:
+        """Saves the checkpoint of ``step`` (unless it is already on disk)."""
+        if step in self.run.checkpoint_steps():
+            return
+        largest = largest_weight(self.pretrainer.trainable_variables) if self.pretrainer else 0.0
+        if not largest < WEIGHT_LIMIT:
+            raise TrainingDivergedError(
+                divergence_message(
+                    f"The weights diverged (largest magnitude {largest:.3g}); they were not saved",
+                    step,
+                    self.run,
+                )
+            )
+        self.manager.save(checkpoint_number=step)
 
     def on_step_end(self, step: int, metrics: dict[str, float]) -> None:
         if self.every and step % self.every == 0:
-            self.manager.save(checkpoint_number=step)
+            self.save(step)
 
     def on_epoch_end(self, epoch: int, row: dict[str, float]) -> None:
-        self.manager.save(checkpoint_number=int(row["step"]))
+        self.save(int(row["step"]))
 
 
 class CSVLogger(Callback):

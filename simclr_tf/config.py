@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -157,67 +158,23 @@ class SimCLRConfig:
             ValueError: naming the first field whose value is invalid, the value received and
                 what would be accepted.
         """
-        choices = {
-            "dataset": DATASETS,
-            "encoder": ENCODERS,
-            "stem": STEMS,
-            "optimizer": OPTIMIZERS,
-            "lr_scaling": LR_SCALINGS,
-            "precision": PRECISIONS,
-            "strategy": STRATEGIES,
-            "augment": AUGMENT_PRESETS,
-        }
-        for name, allowed in choices.items():
+        for name, allowed in _CHOICES.items():
             value = getattr(self, name)
             if value not in allowed:
                 raise ValueError(
-                    f"{name} must be one of {', '.join(allowed)}; received {name}={value!r}."
+                    f"{name} must be one of {', '.join(map(str, allowed))}; received "
+                    f"{name}={value!r}."
                 )
-        positive = ("image_size", "width", "projection_dim", "batch_size", "epochs", "temperature")
-        for name in positive:
-            value = getattr(self, name)
-            if not value > 0:
-                raise ValueError(f"{name} must be > 0; received {name}={value!r}.")
-        non_negative = (
-            "projection_hidden_dim",
-            "representation_dim",
-            "steps",
-            "lr",
-            "weight_decay",
-            "momentum",
-            "warmup_epochs",
-            "checkpoint_every",
-            "color_strength",
-        )
-        for name in non_negative:
-            value = getattr(self, name)
-            if value < 0:
-                raise ValueError(f"{name} must be >= 0; received {name}={value!r}.")
-        if self.projection_layers < 1:
-            raise ValueError(
-                "projection_layers must be >= 1; received "
-                f"projection_layers={self.projection_layers!r}."
-            )
-        if not 0.0 < self.view_size_ratio <= 1.0:
-            raise ValueError(
-                "view_size_ratio must be in (0, 1]; received "
-                f"view_size_ratio={self.view_size_ratio!r}."
-            )
-        if not 0.0 < self.crop_min_area <= 1.0:
-            raise ValueError(
-                f"crop_min_area must be in (0, 1]; received crop_min_area={self.crop_min_area!r}."
-            )
-        if self.batch_size < 2:
-            raise ValueError(
-                "batch_size must be >= 2, since NT-Xent needs at least one negative; received "
-                f"batch_size={self.batch_size!r}."
-            )
-        if self.momentum >= 1.0:
-            raise ValueError(f"momentum must be < 1; received momentum={self.momentum!r}.")
+        for field_ in dataclasses.fields(self):
+            value = getattr(self, field_.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(
+                    f"{field_.name} must be a finite number; received {field_.name}={value!r}."
+                )
+        for name, (low, high, open_low, open_high, why) in _RANGES.items():
+            _check_range(name, getattr(self, name), low, high, open_low, open_high, why)
         if self.dataset == "folder" and not self.data_dir:
             raise ValueError("dataset='folder' needs data_dir: pass --data_dir=PATH/TO/IMAGES.")
-        if self.verbose not in (0, 1, 2):
-            raise ValueError(f"verbose must be 0, 1 or 2; received verbose={self.verbose!r}.")
         return self
 
     @property
@@ -236,10 +193,12 @@ class SimCLRConfig:
         return dataclasses.asdict(self)
 
     def save(self, path: str | os.PathLike) -> None:
-        """Writes the config as indented JSON."""
-        with open(path, "w", encoding="utf-8") as handle:
+        """Writes the config as indented JSON (atomically: a reader sees the old or the new)."""
+        temporary = f"{os.fspath(path)}.tmp"
+        with open(temporary, "w", encoding="utf-8") as handle:
             json.dump(self.to_dict(), handle, indent=2, sort_keys=True)
             handle.write("\n")
+        os.replace(temporary, path)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], ignore_unknown: bool = False) -> SimCLRConfig:
@@ -280,6 +239,66 @@ class SimCLRConfig:
         with open(path, encoding="utf-8") as handle:
             values = json.load(handle)
         return cls.from_dict(values)
+
+
+MAX_IMAGE_SIZE = 1024
+"""Largest --image_size: SimCLR's largest recipe trains at 224 px; bigger images are resized."""
+
+_CHOICES: dict[str, tuple[Any, ...]] = {
+    "dataset": DATASETS,
+    "encoder": ENCODERS,
+    "stem": STEMS,
+    "optimizer": OPTIMIZERS,
+    "lr_scaling": LR_SCALINGS,
+    "precision": PRECISIONS,
+    "strategy": STRATEGIES,
+    "augment": AUGMENT_PRESETS,
+    "verbose": (0, 1, 2),
+}
+
+# field -> (lowest, highest, lowest excluded, highest excluded, why); None: no bound.
+_RANGES: dict[str, tuple[float | None, float | None, bool, bool, str]] = {
+    "image_size": (1, MAX_IMAGE_SIZE, False, False, " (resize larger images first)"),
+    "width": (1, None, False, False, ""),
+    "projection_dim": (1, None, False, False, ""),
+    "projection_layers": (1, None, False, False, ""),
+    "batch_size": (2, None, False, False, " (NT-Xent needs at least one negative)"),
+    "epochs": (1, None, False, False, ""),
+    "temperature": (0.0, None, True, False, ""),
+    "projection_hidden_dim": (0, None, False, False, ""),
+    "representation_dim": (0, None, False, False, ""),
+    "steps": (0, None, False, False, ""),
+    "lr": (0.0, None, False, False, ""),
+    "weight_decay": (0.0, None, False, False, ""),
+    "momentum": (0.0, 1.0, False, True, ""),
+    "warmup_epochs": (0.0, None, False, False, ""),
+    "checkpoint_every": (0, None, False, False, ""),
+    "color_strength": (0.0, None, False, False, ""),
+    "view_size_ratio": (0.0, 1.0, True, False, ""),
+    "crop_min_area": (0.0, 1.0, True, False, ""),
+}
+
+
+def _check_range(
+    name: str,
+    value: float,
+    low: float | None,
+    high: float | None,
+    open_low: bool,
+    open_high: bool,
+    why: str,
+) -> None:
+    """Raises ``ValueError`` naming ``name`` unless ``value`` lies within the bounds."""
+    too_low = low is not None and (value <= low if open_low else value < low)
+    too_high = high is not None and (value >= high if open_high else value > high)
+    if not (too_low or too_high):
+        return
+    if high is None:
+        bounds = f"{'>' if open_low else '>='} {low:g}"
+    else:
+        left, right = "(" if open_low else "[", ")" if open_high else "]"
+        bounds = f"in {left}{low:g}, {high:g}{right}"
+    raise ValueError(f"{name} must be {bounds}{why}; received {name}={value!r}.")
 
 
 # Presets. "paper" is the dataclass defaults (the GPU recipe); "full" is another name for it

@@ -18,10 +18,18 @@ steps the checkpoint holds.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import errno
+import json
 import math
 import os
-from collections.abc import Sequence
+import re
+import shutil
+import socket
+import time
+import warnings
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -31,10 +39,17 @@ from simclr_tf.config import SimCLRConfig
 
 __all__ = [
     "ARCHITECTURE_FIELDS",
+    "CHECKPOINT_FIELDS",
+    "CheckpointError",
+    "DiskFullError",
+    "RunLockedError",
     "METRIC_COLUMNS",
     "STEP_COLUMNS",
     "RunDirectory",
     "check_resume",
+    "error_summary",
+    "is_disk_full",
+    "restore_checkpoint",
     "read_metrics",
 ]
 
@@ -66,32 +81,135 @@ ARCHITECTURE_FIELDS = (
     "projection_hidden_dim",
     "projection_dim",
 )
-"""Config fields that shape the checkpoint's variables: a run cannot resume with others."""
+"""Config fields that shape the encoder and head: they define what a run's encoder is."""
+
+CHECKPOINT_FIELDS = (*ARCHITECTURE_FIELDS, "optimizer", "precision", "online_probe")
+"""Config fields that decide which variables a checkpoint holds (models, optimizer slots, loss
+scale, probe): a run is resumed only with the values it was started with."""
+
+LOCK_FILE = "run.lock"
+_CHECKPOINT_INDEX = re.compile(r"^ckpt-(\d+)\.index$")
+_LEFTOVER = re.compile(r"^(ckpt-\d+_temp.*|\.export-.*|\.retired-.*|.*\.tmp)$")
+
+
+class RunLockedError(FileExistsError):
+    """Another live process holds the run directory's lock."""
+
+
+class DiskFullError(OSError):
+    """The disk filled up while the run was writing; what was finished is kept."""
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """True for the errors a full disk (or a file-size limit) raises, from Python or TensorFlow."""
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+        return True
+    text = str(error)
+    return any(sign in text for sign in ("No space left on device", "File too large", "quota"))
+
+
+def error_summary(error: BaseException, limit: int = 200) -> str:
+    """The first line of an error's message, without TensorFlow's ``{{function_node ...}}``
+    prefixes, at most ``limit`` characters."""
+    text = re.sub(r"\{\{[^}]*\}\}\s*", "", str(error)).strip()
+    return (text.splitlines() or [type(error).__name__])[0][:limit]
+
+
+class CheckpointError(ValueError):
+    """The run's checkpoints cannot be used: all unreadable, or made for other models."""
 
 
 class RunDirectory:
     """The files of one run directory (see the module docstring).
 
+    Nothing is created on disk until :meth:`lock` is taken.
+
     Args:
-        path: the run directory; it and its ``checkpoints/`` folder are created if missing.
+        path: the run directory.
+
+    Raises:
+        NotADirectoryError: if ``path`` exists and is not a folder.
     """
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = os.fspath(path)
+        if os.path.exists(self.path) and not os.path.isdir(self.path):
+            raise NotADirectoryError(
+                f"out_dir={self.path!r} is a file, not a folder: choose a folder for the run "
+                "(it is created if missing)."
+            )
         self.checkpoints = os.path.join(self.path, "checkpoints")
         self.logs = os.path.join(self.path, "logs")
         self.metrics = os.path.join(self.path, "metrics.csv")
         self.steps = os.path.join(self.path, "steps.csv")
         self.config = os.path.join(self.path, "config.json")
         self.encoder = os.path.join(self.path, "encoder")
-        os.makedirs(self.checkpoints, exist_ok=True)
+        self.lock_file = os.path.join(self.path, LOCK_FILE)
+
+    # -- checkpoints ----------------------------------------------------------------------------
+
+    def checkpoint_steps(self) -> list[int]:
+        """Steps of the checkpoints on disk, newest first, read from the ``ckpt-N.index`` files
+        (the ``checkpoint`` state file can be damaged; the index files are the checkpoints)."""
+        if not os.path.isdir(self.checkpoints):
+            return []
+        steps = [
+            int(match.group(1))
+            for match in map(_CHECKPOINT_INDEX.match, os.listdir(self.checkpoints))
+            if match
+        ]
+        return sorted(steps, reverse=True)
+
+    def checkpoint_prefix(self, step: int) -> str:
+        """The path prefix TensorFlow reads and writes the checkpoint of ``step`` under."""
+        return os.path.join(self.checkpoints, f"ckpt-{step}")
 
     def has_checkpoint(self) -> bool:
         """True when a checkpoint has been written (completed work that must not be lost)."""
-        return tf.train.latest_checkpoint(self.checkpoints) is not None
+        return bool(self.checkpoint_steps())
+
+    def repair_checkpoint_state(self) -> bool:
+        """Rewrites the ``checkpoint`` state file from the index files when it is unreadable or
+        disagrees with them (so that ``tf.train.CheckpointManager`` keeps managing every
+        checkpoint). Returns True when it was rewritten."""
+        steps = self.checkpoint_steps()
+        if not steps:
+            return False
+        try:
+            state = tf.train.get_checkpoint_state(self.checkpoints)
+        except (tf.errors.OpError, ValueError, UnicodeDecodeError):
+            state = None
+        expected = [self.checkpoint_prefix(step) for step in reversed(steps)]
+        if (
+            state is not None
+            and [
+                os.path.join(self.checkpoints, os.path.basename(path))
+                for path in state.all_model_checkpoint_paths
+            ]
+            == expected
+        ):
+            return False
+        # TensorFlow's CheckpointState in protobuf text format, paths relative to the folder.
+        lines = [f'model_checkpoint_path: "ckpt-{steps[0]}"']
+        lines += [f'all_model_checkpoint_paths: "ckpt-{step}"' for step in reversed(steps)]
+        state_file = os.path.join(self.checkpoints, "checkpoint")
+        with open(f"{state_file}.tmp", "w", encoding="utf-8") as handle:
+            handle.write("\n".join(lines) + "\n")
+        os.replace(f"{state_file}.tmp", state_file)
+        return True
+
+    def last_checkpoint_sentence(self) -> str:
+        """Says what is on disk to continue from, for error messages."""
+        steps = self.checkpoint_steps()
+        if not steps:
+            return f"No checkpoint has been saved in {self.checkpoints!r} yet."
+        return f"The last checkpoint on disk is step {steps[0]} in {self.checkpoints!r}."
+
+    # -- logs -----------------------------------------------------------------------------------
 
     def truncate_logs(self, step: int) -> None:
-        """Drops the CSV rows written after ``step`` (they came from a run that was killed)."""
+        """Drops the CSV rows written after ``step`` (they came from a run that was killed),
+        and rows that cannot be read."""
         _truncate_csv(self.steps, STEP_COLUMNS, step)
         _truncate_csv(self.metrics, METRIC_COLUMNS, step)
 
@@ -103,15 +221,155 @@ class RunDirectory:
         """Adds the row of one epoch to ``metrics.csv``."""
         _append_csv(self.metrics, METRIC_COLUMNS, row)
 
+    # -- the lock and leftovers -----------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[RunDirectory]:
+        """Holds the run directory exclusively for the ``with`` block; creates it if missing.
+
+        The lock is a file, ``run.lock``, that names its holder (host, process id, start
+        time). A lock left behind by a process that is no longer running on this host is
+        taken over. A directory this call created is removed again if the block fails before
+        anything was written into it.
+
+        Raises:
+            RunLockedError: if a live process holds the lock.
+        """
+        created = not os.path.exists(self.path)
+        os.makedirs(self.path, exist_ok=True)
+        try:
+            self._take_lock()
+        except BaseException:
+            _remove_if_empty(self.path, created)
+            raise
+        try:
+            yield self
+        except BaseException:
+            self._release_lock()
+            _remove_if_empty(self.path, created, also=("checkpoints",))
+            raise
+        self._release_lock()
+
+    def _take_lock(self) -> None:
+        holder = {"host": socket.gethostname(), "pid": os.getpid(), "since": time.time()}
+        for _ in range(3):
+            try:
+                descriptor = os.open(self.lock_file, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                other = _read_lock(self.lock_file)
+                if _lock_is_stale(other):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.remove(self.lock_file)
+                    continue
+                raise RunLockedError(_locked_message(self.path, self.lock_file, other)) from None
+            with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+                json.dump(holder, handle)
+            _HELD_LOCKS.add(os.path.abspath(self.lock_file))
+            return
+        raise RunLockedError(_locked_message(self.path, self.lock_file, None))
+
+    def _release_lock(self) -> None:
+        _HELD_LOCKS.discard(os.path.abspath(self.lock_file))
+        if (_read_lock(self.lock_file) or {}).get("pid") == os.getpid():
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(self.lock_file)
+
+    def clean_leftovers(self) -> list[str]:
+        """Removes what killed or failed writes left behind; call it holding the lock.
+
+        Partial checkpoints (``ckpt-N_temp``), unfinished exports (``.export-*``) and
+        temporary files go. An old export moved aside (``.retired-*``) while its replacement
+        was written is put back when the replacement never arrived.
+
+        Returns:
+            The paths removed or restored.
+        """
+        handled = []
+        for folder in (self.path, self.checkpoints):
+            if not os.path.isdir(folder):
+                continue
+            for name in sorted(os.listdir(folder)):
+                if not _LEFTOVER.match(name) or name == LOCK_FILE:
+                    continue
+                path = os.path.join(folder, name)
+                if name.startswith(".retired-") and not os.path.exists(self.encoder):
+                    os.replace(path, self.encoder)
+                elif os.path.isdir(path):
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    os.remove(path)
+                handled.append(path)
+        return handled
+
+
+_HELD_LOCKS: set[str] = set()
+"""Lock files this process holds (a lock naming this process's id is stale unless listed)."""
+
+
+def _read_lock(path: str) -> dict[str, Any] | None:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            holder = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    return holder if isinstance(holder, dict) else None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
+
+
+def _lock_is_stale(holder: dict[str, Any] | None) -> bool:
+    """True when the holder cannot be running: gone from this host, or a half-written lock."""
+    if holder is None:
+        return True
+    if holder.get("host") != socket.gethostname():
+        return False  # another machine: cannot tell, so it is respected
+    pid = holder.get("pid")
+    if not isinstance(pid, int):
+        return True
+    if pid == os.getpid():
+        return not _HELD_LOCKS  # this process, but not through a lock it holds: a reused pid
+    return not _pid_alive(pid)
+
+
+def _locked_message(path: str, lock_file: str, holder: dict[str, Any] | None) -> str:
+    if holder is None:
+        who = "another process"
+    else:
+        since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(holder.get("since", 0)))
+        who = f"process {holder.get('pid')} on {holder.get('host')} (since {since})"
+    return (
+        f"{path!r} is in use by {who}. Wait for that run to finish or stop it, or choose "
+        f"another --out_dir. If you are sure no run is using it, delete {lock_file!r}."
+    )
+
+
+def _remove_if_empty(path: str, created: bool, also: Sequence[str] = ()) -> None:
+    """Removes a folder this process created, if nothing but empty ``also`` folders are in it."""
+    if not created or not os.path.isdir(path):
+        return
+    for name in also:
+        with contextlib.suppress(OSError):
+            os.rmdir(os.path.join(path, name))
+    with contextlib.suppress(OSError):
+        os.rmdir(path)
+
 
 def check_resume(config: SimCLRConfig, run: RunDirectory) -> None:
-    """Refuses to start over a finished or interrupted run, or to resume it with another
-    architecture.
+    """Refuses to start over a finished or interrupted run, or to resume it with values that
+    change what its checkpoints hold.
 
     Raises:
         FileExistsError: if the run has checkpoints and ``config.resume`` is false.
-        ValueError: if ``config`` differs from the run's ``config.json`` in an
-            :data:`ARCHITECTURE_FIELDS` field.
+        ValueError: if ``config`` differs from the run's ``config.json`` in a
+            :data:`CHECKPOINT_FIELDS` field, naming each field's old and new value.
     """
     if run.has_checkpoint() and not config.resume:
         raise FileExistsError(
@@ -120,19 +378,86 @@ def check_resume(config: SimCLRConfig, run: RunDirectory) -> None:
         )
     if not (config.resume and os.path.exists(run.config)):
         return
-    previous = SimCLRConfig.load(run.config)
+    try:
+        previous = SimCLRConfig.load(run.config)
+    except (ValueError, UnicodeDecodeError) as error:
+        warnings.warn(
+            f"{run.config!r} cannot be read ({error}); the resume is checked against the "
+            "checkpoint itself.",
+            stacklevel=2,
+        )
+        return
     changed = [
-        name for name in ARCHITECTURE_FIELDS if getattr(previous, name) != getattr(config, name)
+        name for name in CHECKPOINT_FIELDS if getattr(previous, name) != getattr(config, name)
     ]
     if changed:
         raise ValueError(
-            "Cannot resume with a different architecture; these fields differ from "
-            f"{run.config}: "
+            "Cannot resume this run with other values of fields its checkpoints depend on; "
+            f"these differ from {run.config}: "
             + ", ".join(
-                f"{name}={getattr(config, name)!r} (was {getattr(previous, name)!r})"
+                f"--{name}={getattr(config, name)!r} (the run has {getattr(previous, name)!r})"
                 for name in changed
             )
+            + ". Resume with the run's values, or start a new run with a new --out_dir."
         )
+
+
+def restore_checkpoint(checkpoint: tf.train.Checkpoint, run: RunDirectory) -> int | None:
+    """Restores the newest intact checkpoint of the run into ``checkpoint``.
+
+    A checkpoint that cannot be read (a truncated index, a missing or damaged data file: its
+    checksums fail) is named in a warning and the next older one is tried. A damaged
+    ``checkpoint`` state file is rebuilt from the checkpoints' index files first.
+
+    Args:
+        checkpoint: the run's ``tf.train.Checkpoint`` (models, optimizer, step).
+        run: the run directory.
+
+    Returns:
+        The step of the restored checkpoint, or ``None`` when the run has none.
+
+    Raises:
+        CheckpointError: if checkpoints exist but none can be read, or they hold variables of
+            other shapes (another architecture), naming the files and what to do.
+    """
+    steps = run.checkpoint_steps()
+    if not steps:
+        return None
+    if run.repair_checkpoint_state():
+        warnings.warn(
+            f"The checkpoint state file in {run.checkpoints!r} was unreadable or out of date; "
+            "rebuilt it from the checkpoint files.",
+            stacklevel=2,
+        )
+    damaged = []
+    for step in steps:
+        prefix = run.checkpoint_prefix(step)
+        try:
+            checkpoint.restore(prefix).assert_existing_objects_matched()
+        except tf.errors.OpError as error:
+            damaged.append(prefix)
+            first_line = str(error).strip().splitlines()[0][:200]
+            warnings.warn(
+                f"Checkpoint {prefix!r} is damaged ({first_line}); skipped.", stacklevel=2
+            )
+            continue
+        except (ValueError, AssertionError) as error:
+            raise CheckpointError(
+                f"Checkpoint {prefix!r} was made for other models than this configuration "
+                f"builds ({error_summary(error, 300)}). Resume with the run's "
+                "own flags (see its config.json), or choose a new --out_dir."
+            ) from None
+        if damaged:
+            warnings.warn(
+                f"Continuing from step {step} ({prefix!r}), the newest intact checkpoint.",
+                stacklevel=2,
+            )
+        return step
+    raise CheckpointError(
+        f"None of the checkpoints in {run.checkpoints!r} can be read: "
+        + ", ".join(os.path.basename(path) for path in damaged)
+        + ". Move them aside to start over in this folder, or choose a new --out_dir."
+    )
 
 
 def _append_csv(path: str, columns: Sequence[str], row: dict[str, Any]) -> None:
@@ -165,8 +490,9 @@ def _truncate_csv(path: str, columns: Sequence[str], step: int) -> None:
     """Keeps the rows of steps up to ``step``; rows whose step cannot be read are dropped."""
     if not os.path.exists(path):
         return
-    with open(path, newline="", encoding="utf-8", errors="replace") as handle:
-        rows = [row for row in csv.DictReader(handle) if _keep(_row_step(row), step)]
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        text = handle.read().replace("\0", "")
+    rows = [row for row in csv.DictReader(text.splitlines()) if _keep(_row_step(row), step)]
     temporary = f"{path}.tmp"
     with open(temporary, "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")

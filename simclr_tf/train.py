@@ -32,8 +32,10 @@ Command line (every field of :class:`simclr_tf.config.SimCLRConfig` is a flag)::
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -52,8 +54,10 @@ from simclr_tf.callbacks import (
     ProgressLogger,
     TensorBoardLogger,
     TrainingDivergedError,
+    TrainingInterrupted,
     format_epoch,
 )
+from simclr_tf.cli import run_command
 from simclr_tf.config import SimCLRConfig, build_parser, config_from_args
 from simclr_tf.data.batches import epoch_batches
 from simclr_tf.data.sources import ArrayImages, TrainingImages, training_images
@@ -62,7 +66,16 @@ from simclr_tf.export import export_encoder
 from simclr_tf.losses import nt_xent_loss
 from simclr_tf.models import encoder_from_config, initialize_weights, projection_head_from_config
 from simclr_tf.optim import WarmupCosineDecay, build_optimizer, scaled_learning_rate
-from simclr_tf.runs import METRIC_COLUMNS, STEP_COLUMNS, RunDirectory, check_resume
+from simclr_tf.runs import (
+    METRIC_COLUMNS,
+    STEP_COLUMNS,
+    DiskFullError,
+    RunDirectory,
+    check_resume,
+    error_summary,
+    is_disk_full,
+    restore_checkpoint,
+)
 
 __all__ = [
     "METRIC_COLUMNS",
@@ -167,6 +180,7 @@ class Pretrainer:
         # Set by a callback of fit() to end the run early (for example at a time budget).
         self.stop_training = False
         self._example_images: np.ndarray | None = None
+        self._restored: tuple[str, int] | None = None  # (run directory, step) of the restore
 
     def _build(self, num_classes: int | None) -> None:
         """Models, optimizer and step counter, inside the strategy's scope; weights seeded."""
@@ -266,26 +280,38 @@ class Pretrainer:
             source, self.config.batch_size, self.config.seed, epoch, skip, self.steps_per_epoch
         )
 
-    def default_callbacks(self, run: RunDirectory) -> list[Callback]:
+    def default_callbacks(
+        self, run: RunDirectory, checkpointer: Checkpointer | None = None
+    ) -> list[Callback]:
         """The callbacks every run has: divergence check, checkpoints, CSV, TensorBoard,
         progress (see :mod:`simclr_tf.callbacks`)."""
-        manager = tf.train.CheckpointManager(
-            self.checkpoint, run.checkpoints, max_to_keep=3, step_counter=self.step
-        )
+        if checkpointer is None:
+            checkpointer = self.checkpointer(run)
         return [
-            DivergenceCheck(run.checkpoints),
-            Checkpointer(manager, self.config.checkpoint_every),
+            DivergenceCheck(run),
+            checkpointer,
             CSVLogger(run),
             TensorBoardLogger(run.logs, max(1, self.steps_per_epoch // 50), self.total_steps),
             ProgressLogger(self.config.verbose, self.config.epochs),
         ]
 
+    def checkpointer(self, run: RunDirectory) -> Checkpointer:
+        """The callback that saves this run's checkpoints in ``run``."""
+        manager = tf.train.CheckpointManager(
+            self.checkpoint, run.checkpoints, max_to_keep=3, step_counter=self.step
+        )
+        return Checkpointer(manager, self.config.checkpoint_every, run)
+
     def restore(self, run: RunDirectory) -> int:
-        """Restores the run's latest checkpoint, if any; returns the step it holds."""
-        latest = tf.train.latest_checkpoint(run.checkpoints)
-        if latest:
-            self.checkpoint.restore(latest).assert_existing_objects_matched()
-        return int(self.step.numpy())
+        """Restores the run's newest intact checkpoint, if any; returns the step it holds.
+
+        Raises:
+            CheckpointError: if the run's checkpoints are all damaged or belong to other
+                models (see :func:`simclr_tf.runs.restore_checkpoint`).
+        """
+        restore_checkpoint(self.checkpoint, run)
+        self._restored = (os.path.abspath(run.path), int(self.step.numpy()))
+        return self._restored[1]
 
     def fit(
         self,
@@ -313,11 +339,15 @@ class Pretrainer:
         """
         source = images if isinstance(images, TrainingImages) else ArrayImages(images, labels)
         run = RunDirectory(self.config.out_dir)
-        start = self.restore(run)
+        os.makedirs(run.checkpoints, exist_ok=True)
+        start = int(self.step.numpy())
+        if self._restored != (os.path.abspath(run.path), start):
+            start = self.restore(run)
         run.truncate_logs(start)
         self.stop_training = False
         self._example_images = source.first(QUALITY_IMAGES)
-        callback_list = CallbackList([*self.default_callbacks(run), *callbacks])
+        checkpointer = self.checkpointer(run)
+        callback_list = CallbackList([*self.default_callbacks(run, checkpointer), *callbacks])
         callback_list.set_pretrainer(self)
         callback_list.on_train_begin(start)
         rows: list[dict[str, float]] = []
@@ -329,9 +359,25 @@ class Pretrainer:
                 if row is None:
                     break
                 rows.append(row)
+        except KeyboardInterrupt as interrupt:
+            if isinstance(interrupt, TrainingInterrupted):
+                raise
+            raise self._interrupted(checkpointer) from None
         finally:
             callback_list.on_train_end()
         return rows
+
+    def _interrupted(self, checkpointer: Checkpointer) -> TrainingInterrupted:
+        """Checkpoints the current step after Ctrl-C or SIGTERM; returns what to raise."""
+        step = int(self.step.numpy())
+        if step:
+            checkpointer.save(step)
+        return TrainingInterrupted(
+            f"Interrupted at step {step} of {self.total_steps}; "
+            + (f"step {step} is checkpointed in {checkpointer.run.checkpoints!r}. " if step else "")
+            + "Run the same command with --resume to continue.",
+            step,
+        )
 
     def _fit_epoch(
         self, source: TrainingImages, epoch: int, callbacks: Callback, num_classes: int | None
@@ -445,6 +491,10 @@ class PretrainResult:
 def pretrain(config: SimCLRConfig) -> PretrainResult:
     """Runs a whole pretraining: data, models, loop, checkpoints, export of the encoder.
 
+    The run directory is locked for the whole run. Everything that can be checked is checked
+    before anything is written: the flags, the data, the checkpoints to resume from (restored
+    before ``config.json`` is saved), so a command that fails changes nothing on disk.
+
     Args:
         config: the run configuration.
 
@@ -454,14 +504,40 @@ def pretrain(config: SimCLRConfig) -> PretrainResult:
 
     Raises:
         FileExistsError: if ``config.out_dir`` already holds a run's checkpoints and
-            ``config.resume`` is false (completed work is never overwritten).
-        ValueError: for an invalid configuration, or a resume with another architecture.
+            ``config.resume`` is false (completed work is never overwritten), or another
+            process is using it (:class:`~simclr_tf.runs.RunLockedError`).
+        ValueError: for an invalid configuration, or a resume with values that change the
+            checkpoint (:class:`~simclr_tf.runs.CheckpointError` when only the checkpoint
+            tells).
+        DiskFullError: if the disk fills up; partial files are removed.
+        TrainingDivergedError: if the loss or the weights stop being finite.
+        TrainingInterrupted: after Ctrl-C, once the current step is checkpointed.
     """
     config.validate()
     run = RunDirectory(config.out_dir)
-    check_resume(config, run)
-    source = load_training_images(config)
-    pretrainer = Pretrainer(config, source.num_examples, source.num_classes)
+    with run.lock():
+        for path in run.clean_leftovers():
+            warnings.warn(f"Cleaned up {path!r}, left by an interrupted write.", stacklevel=2)
+        check_resume(config, run)
+        source = load_training_images(config)
+        pretrainer = Pretrainer(config, source.num_examples, source.num_classes)
+        try:
+            return _train_and_export(config, run, source, pretrainer)
+        except (OSError, tf.errors.OpError) as error:
+            if not is_disk_full(error):
+                raise
+            run.clean_leftovers()
+            raise DiskFullError(
+                f"The disk is full ({error_summary(error)}). "
+                f"{run.last_checkpoint_sentence()} Partial files were removed. Free some "
+                "space, then run the same command with --resume."
+            ) from None
+
+
+def _train_and_export(
+    config: SimCLRConfig, run: RunDirectory, source: TrainingImages, pretrainer: Pretrainer
+) -> PretrainResult:
+    pretrainer.restore(run)
     config.save(run.config)
     if config.verbose:
         print(runtime.device_summary())
@@ -485,15 +561,16 @@ def pretrain(config: SimCLRConfig) -> PretrainResult:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m simclr_tf.train``: returns the exit code (2 for a user error)."""
+    """``python -m simclr_tf.train``: returns the exit code (2 for a user error, 130 when
+    interrupted; see :mod:`simclr_tf.cli`)."""
     config = config_from_args(argv)
-    try:
+
+    def body() -> int:
         result = pretrain(config)
-    except (FileExistsError, FileNotFoundError, ValueError, TrainingDivergedError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(f"Encoder exported to {result.encoder_path}")
-    return 0
+        print(f"Encoder exported to {result.encoder_path}")
+        return 0
+
+    return run_command(body)
 
 
 if __name__ == "__main__":

@@ -239,7 +239,7 @@ def test_pretrain_refuses_to_overwrite_a_run(tmp_path, monkeypatch):
     assert os.path.isfile(os.path.join(result.encoder_path, "saved_model.pb"))
     with pytest.raises(FileExistsError, match="--resume"):
         train.pretrain(config)
-    with pytest.raises(ValueError, match=r"width=2 \(was 1\)"):
+    with pytest.raises(ValueError, match=r"--width=2 \(the run has 1\)"):
         train.pretrain(config.replace(resume=True, width=2))
 
 
@@ -260,7 +260,13 @@ def test_command_line_accepts_the_seed_invocation():
 @pytest.mark.parametrize(
     "flags, message",
     [
-        (["--batch_size=-4"], "batch_size must be > 0"),
+        (["--batch_size=-4"], "batch_size must be >= 2"),
+        (["--warmup_epochs=inf"], "warmup_epochs must be a finite number"),
+        (["--warmup_epochs=nan"], "warmup_epochs must be a finite number"),
+        (["--weight_decay=inf"], "weight_decay must be a finite number"),
+        (["--image_size=20000"], "image_size must be in [1, 1024]"),
+        (["--momentum=1"], "momentum must be in [0, 1)"),
+        (["--verbose=3"], "verbose must be one of 0, 1, 2"),
         (["--encoder=vgg"], "encoder must be one of"),
         (["--temperature=0"], "temperature must be > 0"),
         (["--dataset=folder"], "data_dir"),
