@@ -468,7 +468,7 @@ def plot_training_curves(
     """Loss, contrastive accuracy and online-probe accuracy per epoch of a pretraining run.
 
     When the run logged them, a fourth panel shows alignment and uniformity (label-free
-    measures, see :mod:`simclr_tf.evaluation.quality`). Panels whose column is missing or
+    measures, see :mod:`simclr_tf.evaluate.quality`). Panels whose column is missing or
     empty (e.g. the probe accuracy of an unlabelled run) say so instead of plotting.
 
     Args:

@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 
 from simclr_tf import evaluate
-from simclr_tf.evaluation import linear_probe as linear_probe_module
+from simclr_tf.evaluate import linear as linear_probe_module
 from simclr_tf.export import export_encoder
 from simclr_tf.models import build_encoder
 
@@ -288,7 +288,7 @@ def test_finetune_protocol_trains_a_copy_and_leaves_the_encoder_alone(tiny_encod
 
 
 def test_encoder_rebuilt_from_an_export_has_its_weights(tiny_encoder, exported_encoder):
-    from simclr_tf.evaluation.finetune import keras_copy
+    from simclr_tf.evaluate.finetune import keras_copy
 
     loaded = evaluate.FeatureEncoder(exported_encoder)
     copy = keras_copy(loaded, pretrained=True)
@@ -301,7 +301,7 @@ def test_encoder_rebuilt_from_an_export_has_its_weights(tiny_encoder, exported_e
 
 
 def test_encoder_with_a_wider_representation_is_rebuilt_from_its_export(tmp_path):
-    from simclr_tf.evaluation.finetune import keras_copy
+    from simclr_tf.evaluate.finetune import keras_copy
 
     keras.utils.set_random_seed(7)
     wide = build_encoder("small_cnn", IMAGE_SIZE, representation_dim=64)

@@ -33,7 +33,7 @@ Python::
     results = evaluate_encoder("runs/simclr/encoder", dataset="sample")
     print(format_results_table(results))
 
-The building blocks live in ``simclr_tf.evaluation`` and are re-exported here.
+The building blocks live in ``simclr_tf.evaluate`` and are re-exported here.
 """
 
 from __future__ import annotations
@@ -53,31 +53,31 @@ from simclr_tf.augment import AugmentConfig
 from simclr_tf.config import DATASETS, SimCLRConfig
 from simclr_tf.data.sampling import Split, class_balanced_subset, split_train_validation
 from simclr_tf.data.sources import load_splits as load_evaluation_data
-from simclr_tf.evaluation.features import (
+from simclr_tf.evaluate.features import (
     FeatureEncoder,
     extract_dataset_features,
     extract_features,
 )
-from simclr_tf.evaluation.figures import class_names_for, save_embedding_figures
-from simclr_tf.evaluation.finetune import (
+from simclr_tf.evaluate.figures import class_names_for, save_embedding_figures
+from simclr_tf.evaluate.finetune import (
     FinetuneOptions,
     keras_copy,
     train_classifier,
 )
-from simclr_tf.evaluation.knn import DEFAULT_K, DEFAULT_TEMPERATURE, knn_accuracy, knn_predict
-from simclr_tf.evaluation.linear_probe import (
+from simclr_tf.evaluate.knn import DEFAULT_K, DEFAULT_TEMPERATURE, knn_accuracy, knn_predict
+from simclr_tf.evaluate.linear import (
     DEFAULT_C_VALUES,
     choose_regularization,
     linear_probe,
 )
-from simclr_tf.evaluation.quality import (
+from simclr_tf.evaluate.quality import (
     alignment,
     effective_rank,
     embedding_std,
     two_view_quality,
     uniformity,
 )
-from simclr_tf.evaluation.report import format_results_table, save_results
+from simclr_tf.evaluate.report import format_results_table, save_results
 
 __all__ = [
     "DATASETS",
@@ -444,7 +444,3 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     print(format_results_table(results))
     print(f"Results written to {out}/", file=sys.stderr)
     return results
-
-
-if __name__ == "__main__":
-    main()

@@ -8,7 +8,7 @@ tested on the full test set:
 
 * **fine-tuned**: a copy of the pretrained encoder plus a new linear head, everything trained;
 * **supervised**: the same architecture, randomly initialised, trained the same way;
-* the linear probes of :mod:`simclr_tf.evaluation.linear_probe` on the frozen pretrained or
+* the linear probes of :mod:`simclr_tf.evaluate.linear` on the frozen pretrained or
   random-init encoder (run by ``simclr_tf.evaluate``).
 
 Training uses light augmentation (random resized crop with a generous minimum area and
@@ -30,7 +30,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from simclr_tf.evaluation.features import FeatureEncoder
+from simclr_tf.evaluate.features import FeatureEncoder
 
 
 @dataclass(frozen=True)
