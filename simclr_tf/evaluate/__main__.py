@@ -2,6 +2,6 @@
 
 import sys
 
-from simclr_tf.evaluate.evaluator import main
+from simclr_tf.evaluate.cli import main
 
 sys.exit(main())

@@ -16,8 +16,16 @@ sit in memory at once: each batch needs a ``[batch_size, N_train]`` block only.
 
 from __future__ import annotations
 
+import time
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 import tensorflow as tf
+
+from simclr_tf.losses import l2_normalize
+
+if TYPE_CHECKING:
+    from simclr_tf.evaluate.options import EvaluationContext
 
 DEFAULT_K = 200
 DEFAULT_TEMPERATURE = 0.1
@@ -78,11 +86,11 @@ def knn_predict(
     num_classes = int(num_classes or train_labels.max() + 1)
     k = min(int(k), train_features.shape[0])
 
-    bank = tf.math.l2_normalize(tf.constant(train_features), axis=1)
+    bank = l2_normalize(tf.constant(train_features))
     bank_labels = tf.constant(train_labels)
     predictions = np.empty(test_features.shape[0], dtype=np.int64)
     for start in range(0, test_features.shape[0], batch_size):
-        queries = tf.math.l2_normalize(tf.constant(test_features[start : start + batch_size]), 1)
+        queries = l2_normalize(tf.constant(test_features[start : start + batch_size]))
         predictions[start : start + batch_size] = _vote(
             queries, bank, bank_labels, k, float(temperature), num_classes
         ).numpy()
@@ -141,3 +149,42 @@ def knn_accuracy(
         train_features, train_labels, test_features, k, temperature, num_classes, batch_size
     )
     return float(np.mean(predictions == test_labels))
+
+
+def knn_result(
+    context: EvaluationContext, train_features: np.ndarray, test_features: np.ndarray
+) -> dict[str, Any]:
+    """:func:`knn_accuracy` with the labels, ``k`` and temperature of an evaluation.
+
+    Args:
+        context: the evaluation (labels, number of classes, options).
+        train_features: the memory bank, features of ``context``'s training images.
+        test_features: features of its test images.
+
+    Returns:
+        ``{"top1", "k", "temperature", "seconds"}``.
+    """
+    options = context.options
+    start = time.perf_counter()
+    top1 = knn_accuracy(
+        train_features,
+        context.y_train,
+        test_features,
+        context.y_test,
+        options.knn_k,
+        options.knn_temperature,
+        context.num_classes,
+    )
+    return {
+        "top1": top1,
+        "k": int(options.knn_k),
+        "temperature": float(options.knn_temperature),
+        "seconds": time.perf_counter() - start,
+    }
+
+
+def knn_protocol(context: EvaluationContext) -> dict[str, Any]:
+    """The "knn" protocol: the weighted kNN vote on the frozen encoder's features."""
+    result = knn_result(context, context.train_features, context.test_features)
+    context.log(f"kNN: {result['top1']:.4f}")
+    return result

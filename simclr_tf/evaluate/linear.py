@@ -27,11 +27,14 @@ from __future__ import annotations
 
 import time
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from simclr_tf.data.sampling import DEFAULT_VALIDATION_FRACTION, split_train_validation
+
+if TYPE_CHECKING:
+    from simclr_tf.evaluate.options import EvaluationContext
 
 # Inverse L2 strengths tried, for scikit-learn's objective on standardised features.
 DEFAULT_C_VALUES = (1e-3, 1e-2, 1e-1, 1.0)
@@ -218,3 +221,40 @@ def _check_pair(split: str, features: np.ndarray, labels: np.ndarray) -> None:
             f"{split}_labels has {labels.shape[0]} entries but {split}_features has "
             f"{features.shape[0]} rows; they must match."
         )
+
+
+def probe_features(
+    context: EvaluationContext,
+    train_features: np.ndarray,
+    test_features: np.ndarray,
+    subset: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """:func:`linear_probe` with the labels, ``C`` grid and seed of an evaluation.
+
+    Args:
+        context: the evaluation (labels and options).
+        train_features: features of all of ``context``'s training images, ``[N_train, D]``.
+        test_features: features of its test images, ``[N_test, D]``.
+        subset: indices of the training images whose labels may be used; ``None``: all.
+
+    Returns:
+        The dict of :func:`linear_probe`.
+    """
+    train_labels = context.y_train
+    if subset is not None:
+        train_features, train_labels = train_features[subset], train_labels[subset]
+    return linear_probe(
+        train_features,
+        train_labels,
+        test_features,
+        context.y_test,
+        c_values=context.options.c_values,
+        seed=context.options.seed,
+    )
+
+
+def linear_protocol(context: EvaluationContext) -> dict[str, Any]:
+    """The "linear" protocol: the linear probe on the frozen encoder, with every label."""
+    result = probe_features(context, context.train_features, context.test_features)
+    context.log(f"linear probe: {result['top1']:.4f}")
+    return result
