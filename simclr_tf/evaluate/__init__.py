@@ -53,6 +53,7 @@ from simclr_tf.evaluate.cli import main
 from simclr_tf.evaluate.evaluator import evaluate_encoder
 from simclr_tf.evaluate.features import (
     FeatureEncoder,
+    check_features,
     extract_features,
     l2_normalize_rows,
     read_metadata,
@@ -74,12 +75,7 @@ from simclr_tf.evaluate.quality import (
     two_view_quality,
     uniformity,
 )
-from simclr_tf.evaluate.rebuild import (
-    encoder_config,
-    encoder_from_config,
-    keras_copy,
-    reinitialize,
-)
+from simclr_tf.evaluate.rebuild import encoder_config, keras_copy
 from simclr_tf.evaluate.registry import (
     DEFAULT_PROTOCOLS,
     LABELED_PROTOCOLS,
@@ -109,13 +105,13 @@ __all__ = [
     "Protocol",
     "Split",
     "alignment",
+    "check_features",
     "choose_regularization",
     "class_balanced_subset",
     "class_names_for",
     "effective_rank",
     "embedding_std",
     "encoder_config",
-    "encoder_from_config",
     "evaluate_encoder",
     "extract_features",
     "format_results_table",
@@ -127,7 +123,6 @@ __all__ = [
     "load_evaluation_data",
     "main",
     "read_metadata",
-    "reinitialize",
     "require_labels",
     "save_embedding_figures",
     "save_results",

@@ -146,13 +146,12 @@ def _encoder_and_out_dir(args: argparse.Namespace) -> tuple[Any, str]:
         encoder: Any = FeatureEncoder(args.encoder)
         out_dir = args.out_dir or os.path.join(os.path.dirname(encoder.path), "evaluation")
     else:
-        from simclr_tf.evaluate.rebuild import reinitialize
-        from simclr_tf.models import build_encoder
+        from simclr_tf.models import build_encoder, initialize_weights
 
         encoder = build_encoder(
             args.random_encoder, args.image_size, representation_dim=args.representation_dim
         )
-        reinitialize(encoder, args.seed)
+        initialize_weights(encoder, args.seed)
         out_dir = args.out_dir or os.path.join("runs", f"evaluation-random-{args.random_encoder}")
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise NotADirectoryError(

@@ -205,6 +205,52 @@ def l2_normalize_rows(features: np.ndarray, epsilon: float = 1e-12) -> np.ndarra
     return features / np.maximum(norms, math.sqrt(epsilon))
 
 
+def check_features(
+    train_features: np.ndarray,
+    train_labels: np.ndarray,
+    test_features: np.ndarray,
+    test_labels: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """Checks the features and labels a classifier on frozen features is given.
+
+    Args:
+        train_features: float ``[N_train, D]``, non-empty.
+        train_labels: one integer label per training row.
+        test_features: float ``[N_test, D]``, non-empty, as wide as ``train_features``.
+        test_labels: one integer label per test row, or ``None`` when there are none.
+
+    Returns:
+        The four as float32 features and int64 label vectors (``None`` stays ``None``).
+
+    Raises:
+        ValueError: for an empty or non-2-D feature array, a label count that does not match
+            the rows, or features of different widths (the message names the array).
+    """
+    arrays = {"train": (train_features, train_labels), "test": (test_features, test_labels)}
+    checked = []
+    for split, (features, labels) in arrays.items():
+        features = np.asarray(features, dtype=np.float32)
+        if features.ndim != 2 or features.shape[0] == 0:
+            raise ValueError(
+                f"{split}_features must be a non-empty 2-D array [N, D]; received shape "
+                f"{features.shape}."
+            )
+        if labels is not None:
+            labels = np.asarray(labels).astype(np.int64).reshape(-1)
+            if labels.shape[0] != features.shape[0]:
+                raise ValueError(
+                    f"{split}_labels has {labels.shape[0]} entries but {split}_features has "
+                    f"{features.shape[0]} rows; they must match."
+                )
+        checked += [features, labels]
+    if checked[0].shape[1] != checked[2].shape[1]:
+        raise ValueError(
+            f"train_features have {checked[0].shape[1]} dimensions but test_features have "
+            f"{checked[2].shape[1]}; both must come from the same encoder."
+        )
+    return tuple(checked)
+
+
 def extract_features(
     encoder: keras.Model | str | os.PathLike | FeatureEncoder,
     images: np.ndarray,

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import tensorflow as tf
 
+from simclr_tf.evaluate.features import check_features
 from simclr_tf.losses import l2_normalize
 
 if TYPE_CHECKING:
@@ -29,15 +30,6 @@ if TYPE_CHECKING:
 
 DEFAULT_K = 200
 DEFAULT_TEMPERATURE = 0.1
-
-
-def _check_features(name: str, features: np.ndarray) -> np.ndarray:
-    features = np.asarray(features)
-    if features.ndim != 2 or features.shape[0] == 0:
-        raise ValueError(
-            f"{name} must be a non-empty 2-D array [N, D]; received shape {features.shape}."
-        )
-    return features.astype(np.float32, copy=False)
 
 
 def knn_predict(
@@ -67,19 +59,9 @@ def knn_predict(
         ValueError: for arrays of the wrong shape or non-positive ``k``, ``temperature`` or
             ``batch_size``.
     """
-    train_features = _check_features("train_features", train_features)
-    test_features = _check_features("test_features", test_features)
-    train_labels = np.asarray(train_labels).astype(np.int64).reshape(-1)
-    if train_labels.shape[0] != train_features.shape[0]:
-        raise ValueError(
-            f"train_labels has {train_labels.shape[0]} entries but train_features has "
-            f"{train_features.shape[0]} rows; they must match."
-        )
-    if train_features.shape[1] != test_features.shape[1]:
-        raise ValueError(
-            f"train_features have {train_features.shape[1]} dimensions but test_features have "
-            f"{test_features.shape[1]}; both must come from the same encoder."
-        )
+    train_features, train_labels, test_features, _ = check_features(
+        train_features, train_labels, test_features
+    )
     for name, value in (("k", k), ("temperature", temperature), ("batch_size", batch_size)):
         if not value > 0:
             raise ValueError(f"{name} must be > 0; received {name}={value!r}.")
@@ -137,12 +119,9 @@ def knn_accuracy(
     Raises:
         ValueError: as :func:`knn_predict`, or if ``test_labels`` does not match the test rows.
     """
-    test_labels = np.asarray(test_labels).astype(np.int64).reshape(-1)
-    if test_labels.shape[0] != np.shape(test_features)[0]:
-        raise ValueError(
-            f"test_labels has {test_labels.shape[0]} entries but test_features has "
-            f"{np.shape(test_features)[0]} rows; they must match."
-        )
+    train_features, train_labels, test_features, test_labels = check_features(
+        train_features, train_labels, test_features, test_labels
+    )
     if num_classes is None:
         num_classes = int(max(np.max(train_labels), test_labels.max()) + 1)
     predictions = knn_predict(

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from simclr_tf.data.sampling import DEFAULT_VALIDATION_FRACTION, split_train_validation
+from simclr_tf.evaluate.features import check_features
 
 if TYPE_CHECKING:
     from simclr_tf.evaluate.options import EvaluationContext
@@ -152,17 +153,9 @@ def linear_probe(
         ValueError: for mismatched shapes, fewer than two classes, or a bad grid or fraction.
     """
     start = time.perf_counter()
-    train_features = np.asarray(train_features, dtype=np.float32)
-    test_features = np.asarray(test_features, dtype=np.float32)
-    train_labels = np.asarray(train_labels).astype(np.int64).reshape(-1)
-    test_labels = np.asarray(test_labels).astype(np.int64).reshape(-1)
-    _check_pair("train", train_features, train_labels)
-    _check_pair("test", test_features, test_labels)
-    if train_features.shape[1] != test_features.shape[1]:
-        raise ValueError(
-            f"train_features have {train_features.shape[1]} dimensions but test_features have "
-            f"{test_features.shape[1]}; both must come from the same encoder."
-        )
+    train_features, train_labels, test_features, test_labels = check_features(
+        train_features, train_labels, test_features, test_labels
+    )
     if len(np.unique(train_labels)) < 2:
         raise ValueError("train_labels must hold at least two classes for a classifier.")
 
@@ -208,19 +201,6 @@ def linear_probe(
         "num_test": int(len(test_labels)),
         "seconds": time.perf_counter() - start,
     }
-
-
-def _check_pair(split: str, features: np.ndarray, labels: np.ndarray) -> None:
-    if features.ndim != 2 or features.shape[0] == 0:
-        raise ValueError(
-            f"{split}_features must be a non-empty 2-D array [N, D]; received shape "
-            f"{features.shape}."
-        )
-    if labels.shape[0] != features.shape[0]:
-        raise ValueError(
-            f"{split}_labels has {labels.shape[0]} entries but {split}_features has "
-            f"{features.shape[0]} rows; they must match."
-        )
 
 
 def probe_features(

@@ -4,10 +4,11 @@ Fine-tuning trains a copy of the pretrained encoder; the supervised and random-i
 need the same architecture with fresh weights. For an encoder in memory the copy is a
 :func:`keras.models.clone_model`; for an exported SavedModel the architecture is rebuilt from
 the training configuration the export records (:class:`simclr_tf.config.SimCLRConfig`, whose
-defaults fill in any field an older export lacks) with :func:`simclr_tf.models.build_encoder`.
+defaults fill in any field an older export lacks) with :func:`simclr_tf.models.encoder_from_config`,
+at the export's image size.
 
-Fresh weights are drawn by :func:`reinitialize` from an explicit seed, layer by layer, so the
-same seed gives the same network without touching any global random generator.
+Fresh weights are drawn by :func:`simclr_tf.models.initialize_weights` from an explicit seed,
+so the same seed gives the same network without touching any global random generator.
 """
 
 from __future__ import annotations
@@ -16,12 +17,12 @@ import json
 import os
 
 import keras
-import numpy as np
 
 from simclr_tf.config import SimCLRConfig
 from simclr_tf.evaluate.features import FeatureEncoder
+from simclr_tf.models import encoder_from_config, initialize_weights
 
-__all__ = ["encoder_config", "encoder_from_config", "keras_copy", "reinitialize"]
+__all__ = ["encoder_config", "keras_copy"]
 
 
 def encoder_config(encoder: FeatureEncoder) -> SimCLRConfig:
@@ -58,78 +59,13 @@ def encoder_config(encoder: FeatureEncoder) -> SimCLRConfig:
     )
 
 
-def encoder_from_config(config: SimCLRConfig, image_size: int | None = None) -> keras.Model:
-    """Builds the encoder ``f`` that ``config`` describes, with Keras' default initialisation.
-
-    Args:
-        config: the training configuration (``encoder``, ``width``, ``stem``,
-            ``representation_dim``, ``image_size``).
-        image_size: input side in pixels; ``None`` takes ``config.image_size``.
-
-    Returns:
-        The Keras encoder of :func:`simclr_tf.models.build_encoder`.
-
-    Raises:
-        ValueError: for an architecture :func:`simclr_tf.models.build_encoder` refuses.
-    """
-    from simclr_tf.models import build_encoder
-
-    return build_encoder(
-        config.encoder,
-        int(image_size or config.image_size),
-        config.width,
-        config.stem,
-        representation_dim=config.representation_dim,
-    )
-
-
-def reinitialize(model: keras.Model, seed: int) -> keras.Model:
-    """Draws every randomly initialised weight of ``model`` again, from ``seed`` alone.
-
-    Each layer's random initializers (``kernel_initializer`` and the like) are re-created with
-    a seed derived from ``seed`` and the layer's position, and their weights re-drawn; constant
-    initializers (zeros, ones) are left as they are. No global random state is read or set.
-
-    Args:
-        model: a built Keras model, changed in place.
-        seed: the seed of the whole initialisation.
-
-    Returns:
-        ``model``.
-    """
-    seeds = np.random.default_rng(seed)
-    for layer in _layers(model):
-        for attribute, initializer in sorted(vars(layer).items()):
-            if not attribute.endswith("_initializer"):
-                continue
-            variable = getattr(layer, attribute.removesuffix("_initializer"), None)
-            if not isinstance(initializer, keras.initializers.Initializer) or not isinstance(
-                variable, keras.Variable
-            ):
-                continue
-            config = initializer.get_config()
-            if "seed" not in config:  # a constant initializer: nothing to draw
-                continue
-            config["seed"] = int(seeds.integers(2**31 - 1))
-            seeded = type(initializer).from_config(config)
-            variable.assign(seeded(variable.shape, variable.dtype))
-    return model
-
-
-def _layers(model: keras.Layer):
-    """Every layer inside ``model``, depth first, in a fixed order."""
-    for layer in getattr(model, "layers", ()):
-        yield layer
-        yield from _layers(layer)
-
-
 def keras_copy(encoder: FeatureEncoder, pretrained: bool, seed: int = 0) -> keras.Model:
     """A new Keras encoder with the same architecture, either with copied or fresh weights.
 
     Args:
         encoder: the encoder to copy (in memory, or an export whose architecture is recorded).
         pretrained: copy the weights (``True``) or initialise them at random (``False``).
-        seed: seed of the random initialisation (see :func:`reinitialize`).
+        seed: seed of the random initialisation (see :func:`simclr_tf.models.initialize_weights`).
 
     Returns:
         A Keras model sharing no variables with ``encoder``.
@@ -142,11 +78,11 @@ def keras_copy(encoder: FeatureEncoder, pretrained: bool, seed: int = 0) -> kera
         model = keras.models.clone_model(encoder.keras_model)
         if pretrained:
             model.set_weights(encoder.keras_model.get_weights())
-        return model if pretrained else reinitialize(model, seed)
-    config = encoder_config(encoder)
-    model = encoder_from_config(config, encoder.image_size[0])
+        return model if pretrained else initialize_weights(model, seed)
+    config = encoder_config(encoder).replace(image_size=int(encoder.image_size[0]))
+    model = encoder_from_config(config)
     if not pretrained:
-        return reinitialize(model, seed)
+        return initialize_weights(model, seed)
     saved = {v.name.split(":")[0]: v for v in encoder._saved_model.variables}
     for variable in model.variables:
         source = saved.get(variable.path)

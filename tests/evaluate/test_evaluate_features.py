@@ -85,3 +85,17 @@ def test_rows_are_normalised_the_same_in_numpy_and_tensorflow():
     np.testing.assert_allclose(normalised, [[0.6, 0.8], [0.0, 0.0], [1.0, 0.0]], atol=1e-6)
     np.testing.assert_allclose(normalised, l2_normalize(tf.constant(rows)).numpy(), atol=1e-6)
     assert normalised.dtype == np.float32
+
+
+def test_classifier_inputs_are_checked_with_the_array_named():
+    features, labels = np.ones((4, 3)), np.arange(4) % 2
+    checked = evaluate.check_features(features, labels, features[:2], None)
+    assert checked[0].dtype == np.float32 and checked[1].dtype == np.int64 and checked[3] is None
+    with pytest.raises(ValueError, match=r"test_features must be a non-empty 2-D array"):
+        evaluate.check_features(features, labels, np.ones((0, 3)))
+    with pytest.raises(ValueError, match="train_labels has 3 entries but train_features has 4"):
+        evaluate.check_features(features, labels[:3], features)
+    with pytest.raises(ValueError, match="test_labels has 4 entries but test_features has 2"):
+        evaluate.knn_accuracy(features, labels, features[:2], labels)
+    with pytest.raises(ValueError, match="have 3 dimensions but test_features have 5"):
+        evaluate.linear_probe(features, labels, np.ones((2, 5)), labels[:2])

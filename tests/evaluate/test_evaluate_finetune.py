@@ -7,7 +7,7 @@ import numpy as np
 from colour_data import IMAGE_SIZE, colour_images, numpy_global_state
 
 from simclr_tf import evaluate
-from simclr_tf.models import build_encoder
+from simclr_tf.models import build_encoder, initialize_weights
 
 
 def test_finetune_protocol_trains_a_copy_and_leaves_the_encoder_alone(tiny_encoder, tiny_data):
@@ -46,7 +46,7 @@ def test_fine_tuning_is_reproducible_without_global_seeds():
     for global_seed in (1, 2):
         keras.utils.set_random_seed(global_seed)
         numpy_state = numpy_global_state()
-        model = evaluate.reinitialize(build_encoder("small_cnn", IMAGE_SIZE), seed=0)
+        model = initialize_weights(build_encoder("small_cnn", IMAGE_SIZE), seed=0)
         result = evaluate.train_classifier(model, x_train, y_train, x_test, y_test, options, 3, 7)
         np.testing.assert_array_equal(numpy_global_state(), numpy_state)
         runs.append((result["train_loss"], [np.array(w) for w in model.get_weights()]))
