@@ -163,7 +163,10 @@ def test_python_m_simclr_tf_evaluate_exits_2_without_a_traceback(tmp_path):
 
     argv = [sys.executable, "-m", "simclr_tf.evaluate", "--random_encoder", "small_cnn"]
     argv += ["--knn_k", "0", "--out_dir", str(tmp_path / "out")]
-    env = {**os.environ, "PYTHONPATH": os.getcwd(), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    import simclr_tf
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(simclr_tf.__file__)))
+    env = {**os.environ, "PYTHONPATH": root, "TF_CPP_MIN_LOG_LEVEL": "3"}
     done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 2, done.stderr
     assert "knn_k must be an integer >= 1" in done.stderr
