@@ -26,11 +26,14 @@ _SUBMODULES = (
     "viz",
 )
 
+# Old names that still resolve: ``st.evaluation`` is ``st.evaluate``.
+_ALIASES = ("evaluation",)
+
 __all__ = ["__version__", *_SUBMODULES]
 
 
 def __getattr__(name: str):
-    if name in _SUBMODULES:
+    if name in _SUBMODULES or name in _ALIASES:
         module = importlib.import_module(f"{__name__}.{name}")
         globals()[name] = module
         return module

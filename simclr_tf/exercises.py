@@ -313,9 +313,9 @@ def check_knn_predict(fn: Callable[..., Any]) -> CheckResult:
     """Checks ``fn(train_features, train_labels, test_features, k, temperature, num_classes)``.
 
     The answer must be the predicted labels ``[N_test]`` of the weighted kNN vote of
-    :func:`simclr_tf.evaluation.knn.knn_predict`; it passes when every prediction agrees.
+    :func:`simclr_tf.evaluate.knn.knn_predict`; it passes when every prediction agrees.
     """
-    from simclr_tf.evaluation.knn import knn_predict
+    from simclr_tf.evaluate.knn import knn_predict
 
     def body() -> CheckResult:
         rng = np.random.default_rng(6)

@@ -36,7 +36,7 @@ DEFAULT_PROTOCOLS = ("linear", "knn", "random_init", "quality")
 
 def run_main_job(
     config: SimCLRConfig,
-    protocols: Sequence[str] = DEFAULT_PROTOCOLS,
+    protocols: str | Sequence[str] = DEFAULT_PROTOCOLS,
     command: str | None = None,
 ) -> dict[str, Any]:
     """Pretrains (or resumes), evaluates and plots; returns the evaluation results.
@@ -44,15 +44,20 @@ def run_main_job(
     Args:
         config: the pretraining configuration; ``resume`` is forced on so that finished or
             interrupted work in ``config.out_dir`` is continued rather than refused.
-        protocols: evaluation protocols (see :mod:`simclr_tf.evaluate`).
+        protocols: evaluation protocols (see :mod:`simclr_tf.evaluate`), a sequence of names
+            or comma-separated text; checked before pretraining starts.
         command: the command line to record with the results.
 
     Returns:
         The results dict of :func:`simclr_tf.evaluate.evaluate_encoder`, plus ``"paths"`` (the
         files written) and ``"seconds"`` (wall time of each stage).
+
+    Raises:
+        ValueError: for an invalid config or protocol list, before pretraining starts.
     """
     from simclr_tf import evaluate
 
+    protocols = evaluate.validate_protocols(protocols)
     config = config.replace(resume=True).validate()
     seconds: dict[str, float] = {}
     start = time.perf_counter()
@@ -60,7 +65,9 @@ def run_main_job(
     seconds["pretrain"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    data = evaluate.load_evaluation_data(config.dataset, config.data_dir, None, config.seed)
+    data = evaluate.load_evaluation_data(
+        config.dataset, config.data_dir, config.image_size, config.seed
+    )
     results = evaluate.evaluate_encoder(
         result.encoder_path,
         dataset=config.dataset,
@@ -124,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = sys.argv[1:] if argv is None else list(argv)
     config = train.config_from_args(args, parser)
-    protocols = [name.strip() for name in parser.parse_args(args).protocols.split(",")]
+    protocols = parser.parse_args(args).protocols
     command = shlex.join(["python", "-m", "simclr_tf.pipeline", *args])
     try:
         results = run_main_job(config, protocols, command=command)

@@ -61,7 +61,7 @@ from simclr_tf.cli import run_command
 from simclr_tf.config import SimCLRConfig, build_parser, config_from_args
 from simclr_tf.data.batches import epoch_batches
 from simclr_tf.data.sources import ArrayImages, TrainingImages, training_images
-from simclr_tf.evaluation.quality import two_view_quality
+from simclr_tf.evaluate.quality import two_view_quality
 from simclr_tf.export import export_encoder
 from simclr_tf.losses import nt_xent_loss
 from simclr_tf.models import encoder_from_config, initialize_weights, projection_head_from_config

@@ -183,12 +183,14 @@ def tsne_embedding(
     from sklearn.manifold import TSNE
     from threadpoolctl import threadpool_limits
 
+    from simclr_tf.evaluate.features import l2_normalize_rows
+
     features = np.asarray(features, dtype=np.float32)
     if features.ndim != 2 or len(features) < 5:
         raise ValueError(
             f"features must be [N, D] with N >= 5 for t-SNE; received shape {features.shape}."
         )
-    features = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
+    features = l2_normalize_rows(features)
     # One thread: on a busy 2-core machine scikit-learn's OpenMP threads spin while waiting
     # for a core, and t-SNE of 2,000 points measured 4x slower with two threads than with one.
     with threadpool_limits(limits=1):
@@ -363,12 +365,9 @@ def nearest_neighbours(
     Returns:
         ``(indices, similarities)``, int64 and float32 ``[Q, k]``, most similar first.
     """
+    from simclr_tf.evaluate.features import l2_normalize_rows
 
-    def normalise(x):
-        x = np.asarray(x, dtype=np.float32)
-        return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-
-    similarity = normalise(query_features) @ normalise(gallery_features).T
+    similarity = l2_normalize_rows(query_features) @ l2_normalize_rows(gallery_features).T
     k = min(int(k), similarity.shape[1])
     indices = np.argsort(-similarity, axis=1, kind="stable")[:, :k]
     return indices.astype(np.int64), np.take_along_axis(similarity, indices, axis=1)
@@ -468,7 +467,7 @@ def plot_training_curves(
     """Loss, contrastive accuracy and online-probe accuracy per epoch of a pretraining run.
 
     When the run logged them, a fourth panel shows alignment and uniformity (label-free
-    measures, see :mod:`simclr_tf.evaluation.quality`). Panels whose column is missing or
+    measures, see :mod:`simclr_tf.evaluate.quality`). Panels whose column is missing or
     empty (e.g. the probe accuracy of an unlabelled run) say so instead of plotting.
 
     Args:

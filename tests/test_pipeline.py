@@ -57,3 +57,16 @@ def test_main_job_refuses_another_architecture_in_the_same_folder(tmp_path, monk
     train.pretrain(train.config_from_args(["--preset=smoke", f"--out_dir={out_dir}", "--steps=1"]))
     assert pipeline.main(["--preset=smoke", f"--out_dir={out_dir}", "--width=2"]) == 2
     assert "width=2 (was 1)" in capsys.readouterr().err
+
+
+def test_main_job_checks_its_protocols_before_pretraining(tmp_path, monkeypatch, capsys):
+    def pretrain(config):
+        raise AssertionError("pretraining started before --protocols was checked")
+
+    monkeypatch.setattr(train, "pretrain", pretrain)
+    out_dir = tmp_path / "run"
+    argv = ["--preset=smoke", f"--out_dir={out_dir}", "--protocols=linear,telepathy"]
+    assert pipeline.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "unknown: telepathy" in err and "Traceback" not in err
+    assert not out_dir.exists()

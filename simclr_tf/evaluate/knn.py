@@ -16,20 +16,20 @@ sit in memory at once: each batch needs a ``[batch_size, N_train]`` block only.
 
 from __future__ import annotations
 
+import time
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 import tensorflow as tf
 
+from simclr_tf.evaluate.features import check_features
+from simclr_tf.losses import l2_normalize
+
+if TYPE_CHECKING:
+    from simclr_tf.evaluate.options import EvaluationContext
+
 DEFAULT_K = 200
 DEFAULT_TEMPERATURE = 0.1
-
-
-def _check_features(name: str, features: np.ndarray) -> np.ndarray:
-    features = np.asarray(features)
-    if features.ndim != 2 or features.shape[0] == 0:
-        raise ValueError(
-            f"{name} must be a non-empty 2-D array [N, D]; received shape {features.shape}."
-        )
-    return features.astype(np.float32, copy=False)
 
 
 def knn_predict(
@@ -59,30 +59,20 @@ def knn_predict(
         ValueError: for arrays of the wrong shape or non-positive ``k``, ``temperature`` or
             ``batch_size``.
     """
-    train_features = _check_features("train_features", train_features)
-    test_features = _check_features("test_features", test_features)
-    train_labels = np.asarray(train_labels).astype(np.int64).reshape(-1)
-    if train_labels.shape[0] != train_features.shape[0]:
-        raise ValueError(
-            f"train_labels has {train_labels.shape[0]} entries but train_features has "
-            f"{train_features.shape[0]} rows; they must match."
-        )
-    if train_features.shape[1] != test_features.shape[1]:
-        raise ValueError(
-            f"train_features have {train_features.shape[1]} dimensions but test_features have "
-            f"{test_features.shape[1]}; both must come from the same encoder."
-        )
+    train_features, train_labels, test_features, _ = check_features(
+        train_features, train_labels, test_features
+    )
     for name, value in (("k", k), ("temperature", temperature), ("batch_size", batch_size)):
         if not value > 0:
             raise ValueError(f"{name} must be > 0; received {name}={value!r}.")
     num_classes = int(num_classes or train_labels.max() + 1)
     k = min(int(k), train_features.shape[0])
 
-    bank = tf.math.l2_normalize(tf.constant(train_features), axis=1)
+    bank = l2_normalize(tf.constant(train_features))
     bank_labels = tf.constant(train_labels)
     predictions = np.empty(test_features.shape[0], dtype=np.int64)
     for start in range(0, test_features.shape[0], batch_size):
-        queries = tf.math.l2_normalize(tf.constant(test_features[start : start + batch_size]), 1)
+        queries = l2_normalize(tf.constant(test_features[start : start + batch_size]))
         predictions[start : start + batch_size] = _vote(
             queries, bank, bank_labels, k, float(temperature), num_classes
         ).numpy()
@@ -129,15 +119,51 @@ def knn_accuracy(
     Raises:
         ValueError: as :func:`knn_predict`, or if ``test_labels`` does not match the test rows.
     """
-    test_labels = np.asarray(test_labels).astype(np.int64).reshape(-1)
-    if test_labels.shape[0] != np.shape(test_features)[0]:
-        raise ValueError(
-            f"test_labels has {test_labels.shape[0]} entries but test_features has "
-            f"{np.shape(test_features)[0]} rows; they must match."
-        )
+    train_features, train_labels, test_features, test_labels = check_features(
+        train_features, train_labels, test_features, test_labels
+    )
     if num_classes is None:
         num_classes = int(max(np.max(train_labels), test_labels.max()) + 1)
     predictions = knn_predict(
         train_features, train_labels, test_features, k, temperature, num_classes, batch_size
     )
     return float(np.mean(predictions == test_labels))
+
+
+def knn_result(
+    context: EvaluationContext, train_features: np.ndarray, test_features: np.ndarray
+) -> dict[str, Any]:
+    """:func:`knn_accuracy` with the labels, ``k`` and temperature of an evaluation.
+
+    Args:
+        context: the evaluation (labels, number of classes, options).
+        train_features: the memory bank, features of ``context``'s training images.
+        test_features: features of its test images.
+
+    Returns:
+        ``{"top1", "k", "temperature", "seconds"}``.
+    """
+    options = context.options
+    start = time.perf_counter()
+    top1 = knn_accuracy(
+        train_features,
+        context.y_train,
+        test_features,
+        context.y_test,
+        options.knn_k,
+        options.knn_temperature,
+        context.num_classes,
+    )
+    return {
+        "top1": top1,
+        "k": int(options.knn_k),
+        "temperature": float(options.knn_temperature),
+        "seconds": time.perf_counter() - start,
+    }
+
+
+def knn_protocol(context: EvaluationContext) -> dict[str, Any]:
+    """The "knn" protocol: the weighted kNN vote on the frozen encoder's features."""
+    result = knn_result(context, context.train_features, context.test_features)
+    context.log(f"kNN: {result['top1']:.4f}")
+    return result

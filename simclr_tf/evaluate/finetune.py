@@ -8,29 +8,34 @@ tested on the full test set:
 
 * **fine-tuned**: a copy of the pretrained encoder plus a new linear head, everything trained;
 * **supervised**: the same architecture, randomly initialised, trained the same way;
-* the linear probes of :mod:`simclr_tf.evaluation.linear_probe` on the frozen pretrained or
-  random-init encoder (run by ``simclr_tf.evaluate``).
+* the linear probe of :mod:`simclr_tf.evaluate.linear` on the frozen pretrained encoder, with
+  the same labels (and, in :mod:`simclr_tf.evaluate.random_init`, on the random-init one).
 
 Training uses light augmentation (random resized crop with a generous minimum area and
 horizontal flip, from :mod:`simclr_tf.augment`), SGD with Nesterov momentum and a cosine
 learning-rate decay, and a configurable number of epochs so that it stays affordable on a CPU.
-The caller's encoder is never modified: the fine-tuned network is a copy.
+The caller's encoder is never modified: the fine-tuned network is a copy
+(:func:`simclr_tf.evaluate.rebuild.keras_copy`). Every random choice (initialisation of the
+head and of the baseline, data order, augmentation) comes from the ``seed`` argument, so a run
+is reproducible without setting any global seed.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import time
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from simclr_tf.evaluation.features import FeatureEncoder
+from simclr_tf.evaluate.linear import probe_features
+from simclr_tf.evaluate.rebuild import keras_copy
+
+if TYPE_CHECKING:
+    from simclr_tf.evaluate.options import EvaluationContext
 
 
 @dataclass(frozen=True)
@@ -69,80 +74,6 @@ class FinetuneOptions:
         return asdict(self)
 
 
-def architecture_of(encoder: FeatureEncoder) -> dict[str, Any]:
-    """Name, image size, width and stem of an exported encoder, from its training config.
-
-    Looks at the ``config`` entry of the export's ``simclr_tf.json``, then at ``config.json``
-    in the run directory around the export.
-
-    Raises:
-        ValueError: if neither names the architecture.
-    """
-    candidates = [encoder.metadata.get("config") or {}]
-    run_config = os.path.join(os.path.dirname(encoder.path or ""), "config.json")
-    if os.path.isfile(run_config):
-        with open(run_config, encoding="utf-8") as handle:
-            candidates.append(json.load(handle))
-    for config in candidates:
-        if "encoder" in config:
-            return {
-                "name": config["encoder"],
-                "image_size": int(encoder.image_size[0]),
-                "width": int(config.get("width", 1)),
-                "stem": config.get("stem", "auto"),
-                "representation_dim": int(config.get("representation_dim", 0)),
-            }
-    raise ValueError(
-        f"The export at {encoder.path!r} does not record its architecture (no 'config' in "
-        "simclr_tf.json and no config.json beside it), so it cannot be rebuilt for fine-tuning "
-        "or a random-init baseline. Export with metadata={'config': config.to_dict()}, or pass "
-        "the in-memory Keras encoder."
-    )
-
-
-def keras_copy(encoder: FeatureEncoder, pretrained: bool, seed: int = 0) -> keras.Model:
-    """A new Keras encoder with the same architecture, either with copied or fresh weights.
-
-    Args:
-        encoder: the encoder to copy (in memory, or an export whose architecture is recorded).
-        pretrained: copy the weights (``True``) or initialise them at random (``False``).
-        seed: seed of the random initialisation (also seeds Keras' global generators).
-
-    Returns:
-        A Keras model sharing no variables with ``encoder``.
-
-    Raises:
-        ValueError: if an export's architecture is unknown or its weights do not fit.
-    """
-    keras.utils.set_random_seed(seed)
-    if encoder.keras_model is not None:
-        model = keras.models.clone_model(encoder.keras_model)
-        if pretrained:
-            model.set_weights(encoder.keras_model.get_weights())
-        return model
-    from simclr_tf.models import build_encoder
-
-    spec = architecture_of(encoder)
-    model = build_encoder(
-        spec["name"],
-        spec["image_size"],
-        spec["width"],
-        spec["stem"],
-        representation_dim=spec["representation_dim"],
-    )
-    if pretrained:
-        saved = {v.name.split(":")[0]: v for v in encoder._saved_model.variables}
-        for variable in model.variables:
-            source = saved.get(variable.path)
-            if source is None or tuple(source.shape) != tuple(variable.shape):
-                raise ValueError(
-                    f"The export at {encoder.path!r} has no weight matching {variable.path!r} "
-                    f"{tuple(variable.shape)}: its recorded architecture {spec} does not fit."
-                )
-            variable.assign(source.numpy())
-    return model
-
-
 def train_classifier(
     encoder: keras.Model,
     train_images: np.ndarray,
@@ -155,7 +86,8 @@ def train_classifier(
 ) -> dict[str, Any]:
     """Trains ``encoder`` plus a linear head end to end on labelled images; tests it.
 
-    ``encoder`` itself is trained (pass a copy, see :func:`keras_copy`).
+    ``encoder`` itself is trained (pass a copy, see
+    :func:`simclr_tf.evaluate.rebuild.keras_copy`).
 
     Args:
         encoder: Keras model, float ``[B, H, W, 3]`` in [0, 1] -> ``[B, D]``.
@@ -183,8 +115,9 @@ def train_classifier(
     steps_per_epoch = count // batch_size  # full batches only: BatchNorm needs > 1 image
     total_steps = steps_per_epoch * options.epochs
 
-    keras.utils.set_random_seed(seed)
-    head = keras.layers.Dense(num_classes, name="classifier")
+    head = keras.layers.Dense(
+        num_classes, kernel_initializer=keras.initializers.GlorotUniform(seed), name="classifier"
+    )
     images_in = keras.Input(shape=train_images.shape[1:], name="images")
     classifier = keras.Model(images_in, head(encoder(images_in)), name="classifier")
     schedule = keras.optimizers.schedules.CosineDecay(options.learning_rate, max(total_steps, 1))
@@ -243,3 +176,39 @@ def train_classifier(
         "num_labels": count,
         "seconds": time.perf_counter() - start,
     }
+
+
+def finetune_protocol(context: EvaluationContext) -> dict[str, Any]:
+    """The "finetune" protocol: for each label fraction, fine-tuned vs. from scratch vs. probe.
+
+    Args:
+        context: the evaluation; its ``subsets`` give the labelled training images.
+
+    Returns:
+        ``{"fractions": {fraction: {"num_labels", "linear", "finetune", "supervised"}},
+        "options": the recipe as a dict}``.
+    """
+    options = context.options.finetune_options
+    seed = context.options.seed
+    fractions = {}
+    for fraction, subset in context.subsets.items():
+        entry: dict[str, Any] = {
+            "num_labels": int(len(subset)),
+            "linear": probe_features(
+                context, context.train_features, context.test_features, subset
+            ),
+        }
+        for key, pretrained in (("finetune", True), ("supervised", False)):
+            entry[key] = train_classifier(
+                keras_copy(context.encoder, pretrained=pretrained, seed=seed),
+                context.x_train[subset],
+                context.y_train[subset],
+                context.x_test,
+                context.y_test,
+                options,
+                context.num_classes,
+                seed,
+            )
+            context.log(f"{key} with {fraction} of the labels: {entry[key]['top1']:.4f}")
+        fractions[fraction] = entry
+    return {"fractions": fractions, "options": options.to_dict()}

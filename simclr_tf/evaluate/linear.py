@@ -27,11 +27,15 @@ from __future__ import annotations
 
 import time
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from simclr_tf.data.sampling import DEFAULT_VALIDATION_FRACTION, split_train_validation
+from simclr_tf.evaluate.features import check_features
+
+if TYPE_CHECKING:
+    from simclr_tf.evaluate.options import EvaluationContext
 
 # Inverse L2 strengths tried, for scikit-learn's objective on standardised features.
 DEFAULT_C_VALUES = (1e-3, 1e-2, 1e-1, 1.0)
@@ -149,17 +153,9 @@ def linear_probe(
         ValueError: for mismatched shapes, fewer than two classes, or a bad grid or fraction.
     """
     start = time.perf_counter()
-    train_features = np.asarray(train_features, dtype=np.float32)
-    test_features = np.asarray(test_features, dtype=np.float32)
-    train_labels = np.asarray(train_labels).astype(np.int64).reshape(-1)
-    test_labels = np.asarray(test_labels).astype(np.int64).reshape(-1)
-    _check_pair("train", train_features, train_labels)
-    _check_pair("test", test_features, test_labels)
-    if train_features.shape[1] != test_features.shape[1]:
-        raise ValueError(
-            f"train_features have {train_features.shape[1]} dimensions but test_features have "
-            f"{test_features.shape[1]}; both must come from the same encoder."
-        )
+    train_features, train_labels, test_features, test_labels = check_features(
+        train_features, train_labels, test_features, test_labels
+    )
     if len(np.unique(train_labels)) < 2:
         raise ValueError("train_labels must hold at least two classes for a classifier.")
 
@@ -207,14 +203,38 @@ def linear_probe(
     }
 
 
-def _check_pair(split: str, features: np.ndarray, labels: np.ndarray) -> None:
-    if features.ndim != 2 or features.shape[0] == 0:
-        raise ValueError(
-            f"{split}_features must be a non-empty 2-D array [N, D]; received shape "
-            f"{features.shape}."
-        )
-    if labels.shape[0] != features.shape[0]:
-        raise ValueError(
-            f"{split}_labels has {labels.shape[0]} entries but {split}_features has "
-            f"{features.shape[0]} rows; they must match."
-        )
+def probe_features(
+    context: EvaluationContext,
+    train_features: np.ndarray,
+    test_features: np.ndarray,
+    subset: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """:func:`linear_probe` with the labels, ``C`` grid and seed of an evaluation.
+
+    Args:
+        context: the evaluation (labels and options).
+        train_features: features of all of ``context``'s training images, ``[N_train, D]``.
+        test_features: features of its test images, ``[N_test, D]``.
+        subset: indices of the training images whose labels may be used; ``None``: all.
+
+    Returns:
+        The dict of :func:`linear_probe`.
+    """
+    train_labels = context.y_train
+    if subset is not None:
+        train_features, train_labels = train_features[subset], train_labels[subset]
+    return linear_probe(
+        train_features,
+        train_labels,
+        test_features,
+        context.y_test,
+        c_values=context.options.c_values,
+        seed=context.options.seed,
+    )
+
+
+def linear_protocol(context: EvaluationContext) -> dict[str, Any]:
+    """The "linear" protocol: the linear probe on the frozen encoder, with every label."""
+    result = probe_features(context, context.train_features, context.test_features)
+    context.log(f"linear probe: {result['top1']:.4f}")
+    return result

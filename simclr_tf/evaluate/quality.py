@@ -30,21 +30,28 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import tensorflow as tf
 
 from simclr_tf.augment import AugmentConfig, two_views
+from simclr_tf.losses import l2_normalize
+
+if TYPE_CHECKING:
+    from simclr_tf.evaluate.options import EvaluationContext
 
 # The squared-distance scale t of the uniformity loss (Wang & Isola, 2020, use t = 2).
 UNIFORMITY_T = 2.0
+# Test images the "quality" protocol measures (a seeded subset when there are more).
+QUALITY_IMAGES = 2048
 
 
 def _normalised(h: tf.Tensor) -> tf.Tensor:
     """Casts to float32 and scales each row to unit L2 norm (zero rows stay zero)."""
-    return tf.math.l2_normalize(tf.cast(h, tf.float32), axis=-1)
+    return l2_normalize(tf.cast(h, tf.float32))
 
 
 def alignment(h1: tf.Tensor, h2: tf.Tensor, alpha: float = 2.0) -> tf.Tensor:
@@ -172,3 +179,51 @@ def two_view_quality(
         "uniformity": float(uniformity(h)),
         "embedding_std": float(embedding_std(h)),
     }
+
+
+def _augment_config_of(context: EvaluationContext) -> tuple[AugmentConfig, str]:
+    """The augmentation of the run that made the encoder, and its preset name.
+
+    An export records its run's config (crop area, view size, colour strength), as its
+    ``metrics.csv`` measured them; otherwise the preset that suits the image size.
+    """
+    from simclr_tf.config import SimCLRConfig
+
+    run_config = context.encoder.metadata.get("config") or {}
+    if run_config:
+        config = SimCLRConfig.from_dict(run_config, ignore_unknown=True)
+        return config.augment_config(), config.augment
+    size = context.encoder.image_size or context.x_test.shape[1:3]
+    preset = "cifar" if max(size) <= 32 else "imagenet"
+    return AugmentConfig.preset(preset), preset
+
+
+def quality_protocol(context: EvaluationContext) -> dict[str, Any]:
+    """The "quality" protocol: alignment on two views, the other measures on test features.
+
+    Args:
+        context: the evaluation; at most :data:`QUALITY_IMAGES` of its test images are used.
+
+    Returns:
+        The measures of :func:`two_view_quality`, plus ``effective_rank``, ``reference_std``
+        (``1 / sqrt(D)``), ``max_rank``, ``num_images``, ``augment`` (the preset) and
+        ``seconds``.
+    """
+    start = time.perf_counter()
+    seed = context.options.seed
+    images = context.x_test
+    chosen = np.random.default_rng(seed).permutation(len(images))[:QUALITY_IMAGES]
+    chosen = np.sort(chosen)
+    augment_config, preset = _augment_config_of(context)
+    h = context.test_features[chosen]
+    result = {
+        **two_view_quality(context.encoder, images[chosen], augment_config, seed),
+        "effective_rank": float(effective_rank(h)),
+        "reference_std": float(1.0 / np.sqrt(h.shape[1])),
+        "max_rank": int(min(h.shape)),
+        "num_images": int(len(chosen)),
+        "augment": preset,
+        "seconds": time.perf_counter() - start,
+    }
+    context.log(f"quality: {result}")
+    return result

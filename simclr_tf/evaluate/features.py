@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
-from collections.abc import Iterable
 from typing import Any
 
 import keras
@@ -51,7 +51,9 @@ class FeatureEncoder:
                 ``FeatureEncoder`` (shared, not copied).
 
         Raises:
-            FileNotFoundError: if a path holds no export.
+            FileNotFoundError: if a path does not exist or holds no export.
+            NotADirectoryError: if a path is a file.
+            ValueError: if the export's ``simclr_tf.json`` or SavedModel is damaged.
             TypeError: for anything else.
         """
         if isinstance(encoder, FeatureEncoder):
@@ -61,18 +63,11 @@ class FeatureEncoder:
         self.path: str | None = None
         self.metadata: dict[str, Any] = {}
         if isinstance(encoder, str | os.PathLike):
-            from simclr_tf.export import read_export_metadata
-
             self.path = os.path.abspath(os.fspath(encoder))
-            if not os.path.isdir(self.path):
-                raise FileNotFoundError(
-                    f"encoder={os.fspath(encoder)!r} does not exist: pass the folder of an "
-                    "exported encoder, e.g. RUN_DIR/encoder written by python -m simclr_tf.train."
-                )
-            self.metadata = read_export_metadata(self.path)
-            self._saved_model = tf.saved_model.load(self.path)
+            self.metadata = read_metadata(encoder)
             height, width = self.metadata["image_size"]
             self.image_size: tuple[int, int] | None = (int(height), int(width))
+            self._saved_model = _load_saved_model(self.path)
             self._serve = self._saved_model.serve
         elif isinstance(encoder, keras.Model):
             self.keras_model = encoder
@@ -133,6 +128,129 @@ class FeatureEncoder:
         return digest.hexdigest()[:16]
 
 
+def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """Checks that ``path`` is an exported encoder and returns its ``simclr_tf.json``.
+
+    Cheap: the SavedModel itself is not loaded, so a command can check its ``--encoder``
+    before any work.
+
+    Args:
+        path: the folder written by :func:`simclr_tf.export.export_encoder`.
+
+    Returns:
+        The metadata dict; its ``image_size`` is a pair of positive integers.
+
+    Raises:
+        FileNotFoundError: if ``path`` does not exist, or holds no SavedModel or no metadata.
+        NotADirectoryError: if ``path`` is a file.
+        ValueError: if ``simclr_tf.json`` is not JSON or has no valid ``image_size``.
+    """
+    from simclr_tf.export import METADATA_FILE, read_export_metadata
+
+    folder = os.fspath(path)
+    fix = (
+        "pass the folder of an exported encoder, e.g. RUN_DIR/encoder from python -m "
+        "simclr_tf.train"
+    )
+    if not os.path.exists(folder):
+        raise FileNotFoundError(f"encoder={folder!r} does not exist: {fix}.")
+    if not os.path.isdir(folder):
+        raise NotADirectoryError(f"encoder={folder!r} is a file, not a folder: {fix}.")
+    metadata_path = os.path.join(folder, METADATA_FILE)
+    try:
+        metadata = read_export_metadata(folder)
+    except json.JSONDecodeError as error:
+        raise ValueError(
+            f"{metadata_path} is not valid JSON ({error}); export the encoder again "
+            "(simclr_tf.export.export_encoder) or restore the file."
+        ) from None
+    size = metadata.get("image_size") if isinstance(metadata, dict) else None
+    if not (
+        isinstance(size, list | tuple)
+        and len(size) == 2
+        and all(isinstance(side, int) and side > 0 for side in size)
+    ):
+        raise ValueError(
+            f"{metadata_path} must be a JSON object whose image_size is [height, width] in "
+            f"pixels; received image_size={size!r}. Export the encoder again."
+        )
+    return metadata
+
+
+def _load_saved_model(path: str):
+    try:
+        return tf.saved_model.load(path)
+    except Exception as error:  # TF raises OSError, IndexError, OpError..., by damaged file
+        raise ValueError(
+            f"The SavedModel at {path!r} could not be loaded ({type(error).__name__}: "
+            f"{str(error).splitlines()[0] if str(error) else ''}); it is damaged or incomplete. "
+            "Export the encoder again, or copy the whole folder anew."
+        ) from None
+
+
+def l2_normalize_rows(features: np.ndarray, epsilon: float = 1e-12) -> np.ndarray:
+    """Scales each row to unit L2 norm, in NumPy (zero rows stay zero).
+
+    The NumPy twin of :func:`simclr_tf.losses.l2_normalize`: ``x / max(|x|, sqrt(epsilon))``.
+
+    Args:
+        features: float ``[N, D]``.
+        epsilon: floor of the squared norm.
+
+    Returns:
+        float32 ``[N, D]``.
+    """
+    features = np.asarray(features, dtype=np.float32)
+    norms = np.sqrt(np.sum(np.square(features), axis=-1, keepdims=True))
+    return features / np.maximum(norms, math.sqrt(epsilon))
+
+
+def check_features(
+    train_features: np.ndarray,
+    train_labels: np.ndarray,
+    test_features: np.ndarray,
+    test_labels: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """Checks the features and labels a classifier on frozen features is given.
+
+    Args:
+        train_features: float ``[N_train, D]``, non-empty.
+        train_labels: one integer label per training row.
+        test_features: float ``[N_test, D]``, non-empty, as wide as ``train_features``.
+        test_labels: one integer label per test row, or ``None`` when there are none.
+
+    Returns:
+        The four as float32 features and int64 label vectors (``None`` stays ``None``).
+
+    Raises:
+        ValueError: for an empty or non-2-D feature array, a label count that does not match
+            the rows, or features of different widths (the message names the array).
+    """
+    arrays = {"train": (train_features, train_labels), "test": (test_features, test_labels)}
+    checked = []
+    for split, (features, labels) in arrays.items():
+        features = np.asarray(features, dtype=np.float32)
+        if features.ndim != 2 or features.shape[0] == 0:
+            raise ValueError(
+                f"{split}_features must be a non-empty 2-D array [N, D]; received shape "
+                f"{features.shape}."
+            )
+        if labels is not None:
+            labels = np.asarray(labels).astype(np.int64).reshape(-1)
+            if labels.shape[0] != features.shape[0]:
+                raise ValueError(
+                    f"{split}_labels has {labels.shape[0]} entries but {split}_features has "
+                    f"{features.shape[0]} rows; they must match."
+                )
+        checked += [features, labels]
+    if checked[0].shape[1] != checked[2].shape[1]:
+        raise ValueError(
+            f"train_features have {checked[0].shape[1]} dimensions but test_features have "
+            f"{checked[2].shape[1]}; both must come from the same encoder."
+        )
+    return tuple(checked)
+
+
 def extract_features(
     encoder: keras.Model | str | os.PathLike | FeatureEncoder,
     images: np.ndarray,
@@ -161,7 +279,7 @@ def extract_features(
     count = len(images)
     cached = _read_cache(cache_path, count)
     if cached is not None:
-        return cached[0]
+        return cached
     encoder = FeatureEncoder(encoder)
     features = None
     for start in range(0, count, batch_size):
@@ -171,69 +289,25 @@ def extract_features(
         features[start : start + len(batch)] = batch
     if features is None:
         raise ValueError("images is empty: there is nothing to encode.")
-    _write_cache(cache_path, features, None)
+    _write_cache(cache_path, features)
     return features
 
 
-def extract_dataset_features(
-    encoder: keras.Model | str | os.PathLike | FeatureEncoder,
-    dataset: Iterable,
-    cache_path: str | os.PathLike | None = None,
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Representations (and labels, if any) of a batched ``tf.data.Dataset`` or other iterable.
-
-    Args:
-        encoder: a Keras encoder, an export folder, or a :class:`FeatureEncoder`.
-        dataset: yields image batches ``[B, H, W, 3]``, or ``(images, labels)`` pairs.
-        cache_path: optional ``.npz`` file, as for :func:`extract_features` (the row count of an
-            iterable is unknown beforehand, so an existing cache is trusted as is).
-
-    Returns:
-        ``(features, labels)``: float32 ``[N, D]`` and int64 ``[N]``, or ``None`` for labels when
-        the data set yields images only.
-    """
-    cached = _read_cache(cache_path, None)
-    if cached is not None:
-        return cached
-    encoder = FeatureEncoder(encoder)
-    feature_blocks: list[np.ndarray] = []
-    label_blocks: list[np.ndarray] = []
-    for element in dataset:
-        if isinstance(element, tuple | list):
-            images, labels = element[0], element[1]
-            label_blocks.append(np.asarray(labels).astype(np.int64).reshape(-1))
-        else:
-            images = element
-        feature_blocks.append(encoder(images))
-    if not feature_blocks:
-        raise ValueError("dataset is empty: there is nothing to encode.")
-    features = np.concatenate(feature_blocks)
-    labels = np.concatenate(label_blocks) if label_blocks else None
-    _write_cache(cache_path, features, labels)
-    return features, labels
-
-
-def _read_cache(
-    cache_path: str | os.PathLike | None, count: int | None
-) -> tuple[np.ndarray, np.ndarray | None] | None:
+def _read_cache(cache_path: str | os.PathLike | None, count: int) -> np.ndarray | None:
+    """The cached features if ``cache_path`` holds ``count`` rows, else ``None``."""
     if cache_path is None or not os.path.isfile(cache_path):
         return None
     with np.load(cache_path) as cache:
         features = cache["features"]
-        labels = cache["labels"] if "labels" in cache.files else None
-    if count is not None and len(features) != count:
-        return None
-    return features, labels
+    return features if len(features) == count else None
 
 
-def _write_cache(
-    cache_path: str | os.PathLike | None, features: np.ndarray, labels: np.ndarray | None
-) -> None:
+def _write_cache(cache_path: str | os.PathLike | None, features: np.ndarray) -> None:
+    """Writes the cache atomically: a temporary file, then a rename."""
     if cache_path is None:
         return
     cache_path = os.fspath(cache_path)
     os.makedirs(os.path.dirname(os.path.abspath(cache_path)), exist_ok=True)
-    arrays = {"features": features} if labels is None else {"features": features, "labels": labels}
     partial = f"{cache_path}.partial.npz"
-    np.savez(partial, **arrays)
+    np.savez(partial, features=features)
     os.replace(partial, cache_path)

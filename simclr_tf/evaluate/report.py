@@ -138,19 +138,36 @@ def format_results_table(results: dict[str, Any]) -> str:
 def save_results(results: dict[str, Any], out_dir: str | os.PathLike) -> tuple[str, str]:
     """Writes ``results.json`` and ``results.md`` into ``out_dir`` (created if needed).
 
+    Each file is written to a temporary name and then renamed into place, so an interrupted or
+    failed write never leaves a half-written results file (an older complete one stays).
+
+    Args:
+        results: the dict returned by :func:`simclr_tf.evaluate.evaluate_encoder`.
+        out_dir: the folder.
+
     Returns:
         The paths of the JSON and markdown files.
     """
+    json_text = json.dumps(results, indent=2, sort_keys=True, default=_json_default) + "\n"
+    markdown_text = format_results_table(results)  # both rendered before anything is written
     out_dir = os.fspath(out_dir)
     os.makedirs(out_dir, exist_ok=True)
     json_path = os.path.join(out_dir, RESULTS_JSON)
     markdown_path = os.path.join(out_dir, RESULTS_MARKDOWN)
-    with open(json_path, "w", encoding="utf-8") as handle:
-        json.dump(results, handle, indent=2, sort_keys=True, default=_json_default)
-        handle.write("\n")
-    with open(markdown_path, "w", encoding="utf-8") as handle:
-        handle.write(format_results_table(results))
+    _write_atomically(json_path, json_text)
+    _write_atomically(markdown_path, markdown_text)
     return json_path, markdown_path
+
+
+def _write_atomically(path: str, text: str) -> None:
+    partial = f"{path}.partial"
+    try:
+        with open(partial, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(partial, path)
+    finally:
+        if os.path.exists(partial):
+            os.remove(partial)
 
 
 def _json_default(value: Any) -> Any:
