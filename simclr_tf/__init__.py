@@ -12,6 +12,8 @@ __version__ = "0.1.0"
 
 _SUBMODULES = (
     "augment",
+    "callbacks",
+    "cli",
     "config",
     "data",
     "evaluate",
@@ -20,6 +22,8 @@ _SUBMODULES = (
     "losses",
     "models",
     "optim",
+    "pipeline",
+    "runs",
     "runtime",
     "train",
     "transforms",

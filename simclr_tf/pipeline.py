@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from simclr_tf import train
+from simclr_tf.cli import run_command
 from simclr_tf.config import SimCLRConfig
 
 DEFAULT_PROTOCOLS = ("linear", "knn", "random_init", "quality")
@@ -133,13 +134,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = train.config_from_args(args, parser)
     protocols = parser.parse_args(args).protocols
     command = shlex.join(["python", "-m", "simclr_tf.pipeline", *args])
-    try:
-        results = run_main_job(config, protocols, command=command)
-    except (FileExistsError, FileNotFoundError, ValueError, train.TrainingDivergedError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(format_summary(results))
-    return 0
+
+    def body() -> int:
+        print(format_summary(run_main_job(config, protocols, command=command)))
+        return 0
+
+    return run_command(body)
 
 
 if __name__ == "__main__":

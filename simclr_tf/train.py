@@ -410,7 +410,7 @@ class Pretrainer:
 
     def representation_quality(self, images: np.ndarray) -> dict[str, float]:
         """Alignment, uniformity and per-dimension std of ``h`` on fixed images, as the
-        evaluation defines them (:func:`simclr_tf.evaluation.quality.two_view_quality`)."""
+        evaluation defines them (:func:`simclr_tf.evaluate.quality.two_view_quality`)."""
         return two_view_quality(
             lambda views: self.encoder(views, training=False),
             images,

@@ -56,7 +56,7 @@ def test_main_job_refuses_another_architecture_in_the_same_folder(tmp_path, monk
     out_dir = str(tmp_path / "run")
     train.pretrain(train.config_from_args(["--preset=smoke", f"--out_dir={out_dir}", "--steps=1"]))
     assert pipeline.main(["--preset=smoke", f"--out_dir={out_dir}", "--width=2"]) == 2
-    assert "width=2 (was 1)" in capsys.readouterr().err
+    assert "--width=2 (the run has 1)" in capsys.readouterr().err
 
 
 def test_main_job_checks_its_protocols_before_pretraining(tmp_path, monkeypatch, capsys):

@@ -248,69 +248,6 @@ def test_batch_larger_than_data_set_is_refused(tmp_path):
         train.Pretrainer(_config(tmp_path, batch_size=128), num_examples=64)
 
 
-def test_command_line_accepts_the_seed_invocation():
-    config = train.config_from_args(["--batch_size=32", "--lr=0.003"])
-    assert config.batch_size == 32
-    assert config.lr == 0.003
-    assert config.encoder == "resnet18"  # paper defaults everywhere else
-    cpu = train.config_from_args(["--preset=cpu", "--epochs=2", "--no-online_probe"])
-    assert (cpu.encoder, cpu.epochs, cpu.online_probe) == ("small_cnn", 2, False)
-
-
-@pytest.mark.parametrize(
-    "flags, message",
-    [
-        (["--batch_size=-4"], "batch_size must be >= 2"),
-        (["--warmup_epochs=inf"], "warmup_epochs must be a finite number"),
-        (["--warmup_epochs=nan"], "warmup_epochs must be a finite number"),
-        (["--weight_decay=inf"], "weight_decay must be a finite number"),
-        (["--image_size=20000"], "image_size must be in [1, 1024]"),
-        (["--momentum=1"], "momentum must be in [0, 1)"),
-        (["--verbose=3"], "verbose must be one of 0, 1, 2"),
-        (["--encoder=vgg"], "encoder must be one of"),
-        (["--temperature=0"], "temperature must be > 0"),
-        (["--dataset=folder"], "data_dir"),
-        (["--precision=float8"], "precision must be one of"),
-        (["--view_size_ratio=0"], "view_size_ratio must be in (0, 1]"),
-        (["--view_size_ratio=1.5"], "view_size_ratio must be in (0, 1]"),
-    ],
-)
-def test_command_line_rejects_bad_values(flags, message, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        train.config_from_args(flags)
-    assert exit_info.value.code == 2
-    assert message in capsys.readouterr().err
-
-
-def test_help_lists_every_field(capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        train.config_from_args(["--help"])
-    assert exit_info.value.code == 0
-    text = capsys.readouterr().out
-    for flag in (
-        "--epochs",
-        "--steps",
-        "--encoder",
-        "--width",
-        "--image_size",
-        "--temperature",
-        "--optimizer",
-        "--lr_scaling",
-        "--weight_decay",
-        "--warmup_epochs",
-        "--precision",
-        "--strategy",
-        "--dataset",
-        "--data_dir",
-        "--out_dir",
-        "--seed",
-        "--resume",
-        "--augment",
-        "--preset",
-    ):
-        assert flag in text, flag
-
-
 def test_pretrain_streams_an_image_folder(tmp_path):
     import cv2
 

@@ -19,6 +19,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
+from simclr_tf.cli import run_command
 from simclr_tf.config import DATASETS, ENCODERS
 from simclr_tf.evaluate.evaluator import evaluate_encoder
 from simclr_tf.evaluate.features import DEFAULT_BATCH_SIZE, FeatureEncoder
@@ -176,6 +177,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
         protocols = validate_protocols(args.protocols)
         options = _options(args)
+    except UsageError as error:
+        print(f"{parser.format_usage()}{PROG}: error: {error}", file=sys.stderr)
+        return 2
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+    def body() -> int:
         encoder, out_dir = _encoder_and_out_dir(args)
         results = evaluate_encoder(
             encoder,
@@ -188,12 +197,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             command=shlex.join(["python", "-m", "simclr_tf.evaluate", *argv]),
             log=lambda line: print(line, file=sys.stderr, flush=True),
         )
-    except UsageError as error:
-        print(f"{parser.format_usage()}{PROG}: error: {error}", file=sys.stderr)
-        return 2
-    except (FileNotFoundError, NotADirectoryError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(format_results_table(results))
-    print(f"Results written to {out_dir}/", file=sys.stderr)
-    return 0
+        print(format_results_table(results))
+        print(f"Results written to {out_dir}/", file=sys.stderr)
+        return 0
+
+    return run_command(body)
