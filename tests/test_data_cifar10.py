@@ -5,6 +5,7 @@ fixture."""
 from __future__ import annotations
 
 import pickle
+import struct
 
 import keras
 import numpy as np
@@ -127,6 +128,54 @@ def test_load_cifar10_refuses_a_malicious_batch(tiny_cifar, tmp_path):
     with pytest.raises(UnsafePickleError, match="data_batch_4"):
         load_cifar10(tiny_cifar)
     assert not marker.exists()
+
+
+def test_load_cifar10_names_a_truncated_batch(tiny_cifar):
+    payload = (tiny_cifar / "data_batch_3").read_bytes()
+    (tiny_cifar / "data_batch_3").write_bytes(payload[: len(payload) // 2])
+    with pytest.raises(ValueError, match=r"data_batch_3 ends in the middle.*truncated"):
+        load_cifar10(tiny_cifar)
+
+
+def _python2_batch(data: np.ndarray, labels: list[int]) -> bytes:
+    """A batch as Python 2's cPickle (protocol 2) and numpy 1.x wrote the official CIFAR-10
+    files: byte strings as BINSTRING, numpy.core names, dtype('u1', 0, 1) and a byte order
+    that is a byte string too."""
+
+    def short(text: bytes) -> bytes:  # SHORT_BINSTRING
+        return b"U" + bytes([len(text)]) + text
+
+    rows, columns = data.shape
+    return b"".join(
+        [
+            b"\x80\x02}q\x00(" + short(b"data"),
+            b"cnumpy.core.multiarray\n_reconstruct\nq\x01cnumpy\nndarray\nq\x02K\x00\x85",
+            short(b"b") + b"\x87R(K\x01",  # _reconstruct(ndarray, (0,), b"b"); MARK 1
+            b"M" + struct.pack("<H", rows) + b"M" + struct.pack("<H", columns) + b"\x86",
+            b"cnumpy\ndtype\n" + short(b"u1") + b"K\x00K\x01\x87R",  # dtype("u1", 0, 1)
+            b"(K\x03" + short(b"|") + b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb",
+            b"\x89T" + struct.pack("<I", data.size) + data.tobytes() + b"tb",
+            short(b"labels") + b"](" + b"".join(b"K" + bytes([label]) for label in labels),
+            b"eu.",
+        ]
+    )
+
+
+def test_read_cifar10_batch_reads_python_2_pickles(tmp_path):
+    batch = fake_batch(3, seed=4)
+    payload = _python2_batch(batch[b"data"], batch[b"labels"])
+    reference = pickle.loads(payload, encoding="bytes")
+    np.testing.assert_array_equal(reference[b"data"], batch[b"data"])
+    images, labels = read_cifar10_batch(write_bytes(tmp_path / "data_batch_1", payload))
+    np.testing.assert_array_equal(images.transpose(0, 3, 1, 2).reshape(3, -1), batch[b"data"])
+    assert labels.tolist() == batch[b"labels"]
+
+
+def test_a_full_size_batch_is_within_the_pickle_limits(tmp_path):
+    # Written by Python 3 with protocol 2, the largest encoding: 47 MB and 90,000 opcodes.
+    path = write_bytes(tmp_path / "data_batch_1", pickle.dumps(fake_batch(10_000, 0), protocol=2))
+    images, labels = read_cifar10_batch(path)
+    assert images.shape == (10_000, 32, 32, 3) and labels.shape == (10_000,)
 
 
 def test_load_cifar10_falls_back_to_keras(tiny_cifar, monkeypatch):
