@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pickle
 import struct
+import time
 
 import keras
 import numpy as np
@@ -135,6 +136,19 @@ def test_load_cifar10_names_a_truncated_batch(tiny_cifar):
     (tiny_cifar / "data_batch_3").write_bytes(payload[: len(payload) // 2])
     with pytest.raises(ValueError, match=r"data_batch_3 ends in the middle.*truncated"):
         load_cifar10(tiny_cifar)
+
+
+def test_labels_that_repeat_a_byte_string_are_refused_before_conversion(tmp_path):
+    # 10,000 references to one 100 kB byte string: a 120 kB file that np.asarray would turn
+    # into a 1 GB array of strings.
+    labels = [b"7" * 100_000] * 10_000
+    batch = {b"data": np.zeros((0, 3072), np.uint8), b"labels": labels}
+    path = write_bytes(tmp_path / "data_batch_1", pickle.dumps(batch, protocol=4))
+    assert path.stat().st_size < 200_000
+    start = time.process_time()
+    with pytest.raises(ValueError, match=r"expected a flat list of integers, got list of 10000"):
+        read_cifar10_batch(path)
+    assert time.process_time() - start < 1
 
 
 def _python2_batch(data: np.ndarray, labels: list[int]) -> bytes:
