@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import io
+import struct
+import zlib
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import tensorflow as tf
-from data_helpers import RGB, images_of, make_class_folders, palette, solid, write_image
+from data_helpers import (
+    RGB,
+    images_of,
+    make_class_folders,
+    palette,
+    solid,
+    write_bytes,
+    write_image,
+)
 from PIL import Image
 
 from simclr_tf.data import UnreadableImageWarning, list_image_folder, load_image_folder
@@ -154,3 +165,97 @@ def test_folder_errors(tmp_path):
     (tmp_path / "junk" / "b.png").write_bytes(b"PNG but not really")
     with pytest.raises(ValueError, match=r"none of its 2 file.*a\.txt.*b\.png"):
         load_image_folder(tmp_path / "junk", 8)
+
+
+# ---------------------------------------------------------------------------------------------
+# Image size caps, read from the headers
+
+
+def _encoded(variant: str, rgb: np.ndarray) -> bytes:
+    """``rgb`` as a file of one ``variant`` of the five formats."""
+    image = Image.fromarray(rgb)
+    buffer = io.BytesIO()
+    if variant == "gif":
+        palette(rgb).save(buffer, "GIF")
+    elif variant in ("png", "bmp", "jpeg"):
+        image.save(buffer, variant.upper())
+    elif variant == "bmp top-down":  # a negative height: rows stored from the top
+        data = bytearray(_encoded("bmp", rgb[::-1]))
+        data[22:26] = struct.pack("<i", -struct.unpack("<i", data[22:26])[0])
+        return bytes(data)
+    elif variant == "progressive jpeg":
+        image.save(buffer, "JPEG", progressive=True)
+    elif variant == "jpeg after 900 kB of metadata":  # ICC profile in 14 APP2 segments
+        image.save(buffer, "JPEG", icc_profile=bytes(900_000))
+    elif variant == "lossy webp":  # VP8
+        image.save(buffer, "WEBP", quality=80)
+    elif variant == "lossless webp":  # VP8L
+        image.save(buffer, "WEBP", lossless=True)
+    elif variant == "extended webp":  # VP8X, here for the EXIF chunk
+        image.save(
+            buffer, "WEBP", lossless=True, exif=b"Exif\x00\x00MM\x00*\x00\x00\x00\x08\x00\x00"
+        )
+    return buffer.getvalue()
+
+
+_VARIANTS = [
+    "png",
+    "bmp",
+    "bmp top-down",
+    "gif",
+    "jpeg",
+    "progressive jpeg",
+    "jpeg after 900 kB of metadata",
+    "lossy webp",
+    "lossless webp",
+    "extended webp",
+]
+
+
+@pytest.mark.parametrize("variant", _VARIANTS)
+def test_images_above_max_pixels_are_skipped_from_their_header(tmp_path, variant):
+    path = write_bytes(tmp_path / "image", _encoded(variant, solid(13, 21)))
+    listing = list_image_folder(tmp_path, max_pixels=13 * 21)
+    assert listing.file_paths == (str(path),) and listing.skipped == ()
+    with pytest.raises(ValueError, match=r"image: 21x13 = 273 pixels, more than max_pixels=272"):
+        list_image_folder(tmp_path, max_pixels=13 * 21 - 1)
+    (image,) = images_of(load_image_folder(tmp_path, (13, 21), max_pixels=13 * 21))
+    assert np.abs(image.astype(int) - np.array(RGB)).max() <= 3  # the file decodes as written
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """The signature and IHDR chunk of an RGB PNG, and a little deflate data: what a small PNG
+    that decodes to ``width`` x ``height`` pixels starts with."""
+    ihdr = b"IHDR" + struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    chunk = struct.pack(">I", 13) + ihdr + struct.pack(">I", zlib.crc32(ihdr))
+    idat = b"IDAT" + zlib.compress(bytes(100_000))
+    return b"\x89PNG\r\n\x1a\n" + chunk + struct.pack(">I", len(idat) - 4) + idat
+
+
+def test_a_huge_image_is_named_with_its_size_and_never_decoded(tmp_path):
+    write_image(tmp_path / "small.png", solid(4, 4))
+    write_bytes(tmp_path / "bomb.png", _png_header(20_000, 20_000))
+    with pytest.warns(UnreadableImageWarning) as warned:
+        dataset = load_image_folder(tmp_path, 4)
+    message = str(warned[0].message)
+    assert "bomb.png (20000x20000 = 400,000,000 pixels, more than max_pixels=89,478,485" in message
+    assert "pass a larger max_pixels (or None)" in message
+    assert [Path(p).name for p in dataset.file_paths] == ["small.png"]
+    assert len(images_of(dataset)) == 1
+    listing = list_image_folder(tmp_path, max_pixels=None)
+    assert [Path(p).name for p in listing.file_paths] == ["bomb.png", "small.png"]
+    for bad in (0, -1, 2.5, True, "100"):
+        with pytest.raises(ValueError, match=rf"max_pixels=.*{bad!r}"):
+            list_image_folder(tmp_path, max_pixels=bad)
+
+
+def test_a_jpeg_whose_frame_header_is_beyond_the_first_mib_is_skipped(tmp_path):
+    jpeg = _encoded("jpeg", solid(8, 8))
+    metadata = (b"\xff\xe1" + struct.pack(">H", 65535) + bytes(65533)) * 17  # 1.1 MB of APP1
+    write_bytes(tmp_path / "deep.jpg", jpeg[:2] + metadata + jpeg[2:])
+    write_image(tmp_path / "small.png", solid(4, 4))
+    with pytest.warns(UnreadableImageWarning, match=r"deep\.jpg \(no JPEG frame header"):
+        listing = list_image_folder(tmp_path)
+    assert [Path(p).name for p in listing.file_paths] == ["small.png"]
+    # Such a file decodes: the skip is the price of not decoding what could not be measured.
+    assert tf.io.decode_jpeg((tmp_path / "deep.jpg").read_bytes()).shape == (8, 8, 3)
