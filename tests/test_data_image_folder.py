@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import struct
 import zlib
 from pathlib import Path
@@ -259,3 +260,44 @@ def test_a_jpeg_whose_frame_header_is_beyond_the_first_mib_is_skipped(tmp_path):
     assert [Path(p).name for p in listing.file_paths] == ["small.png"]
     # Such a file decodes: the skip is the price of not decoding what could not be measured.
     assert tf.io.decode_jpeg((tmp_path / "deep.jpg").read_bytes()).shape == (8, 8, 3)
+
+
+# ---------------------------------------------------------------------------------------------
+# File names that are not UTF-8
+
+
+def _write_raw(folder: Path, name: bytes, payload: bytes) -> None:
+    """Writes a file whose name is raw bytes (not necessarily UTF-8) into ``folder``."""
+    directory = os.fsencode(folder)
+    os.makedirs(os.path.dirname(os.path.join(directory, name)), exist_ok=True)
+    with open(os.path.join(directory, name), "wb") as handle:
+        handle.write(payload)
+
+
+def test_file_names_that_are_not_utf8_are_read_or_named(tmp_path):
+    png = _encoded("png", solid(4, 4))
+    _write_raw(tmp_path, b"good.png", png)
+    _write_raw(tmp_path, b"bad\xff.png", png)  # an image: read like any other
+    _write_raw(tmp_path, b"junk\xfe.png", b"not an image")  # named in the listing's warning
+    _write_raw(tmp_path, b"cut\xfd.png", png[: len(png) // 2])  # named when it fails to decode
+    with pytest.warns(UnreadableImageWarning) as listed:
+        dataset = load_image_folder(tmp_path, 4, shuffle_files=False)
+    assert r"junk\xfe.png (not a PNG, JPEG" in str(listed[0].message)
+    names = [os.fsencode(Path(path).name) for path in dataset.file_paths]
+    assert names == [b"bad\xff.png", b"cut\xfd.png", b"good.png"]
+    with pytest.warns(UnreadableImageWarning, match=r"cut\\xfd\.png: it has an image signature"):
+        images = images_of(dataset)
+    assert len(images) == 2 and all(tuple(image[0, 0]) == RGB for image in images)
+
+
+def test_class_folder_names_that_are_not_utf8_are_classes_like_others(tmp_path):
+    png = _encoded("png", solid(4, 4))
+    _write_raw(tmp_path, b"caf\xe9/0.png", png)
+    _write_raw(tmp_path, b"dog/0.png", png)
+    _write_raw(tmp_path, b"emp\xe8ty/notes.txt", b"no image here")
+    with pytest.warns(UnreadableImageWarning) as warned:
+        dataset = load_image_folder(tmp_path, 4, shuffle_files=False)
+    assert [os.fsencode(name) for name in dataset.class_names] == [b"caf\xe9", b"dog", b"emp\xe8ty"]
+    assert r"without readable images under" in str(warned[1].message)
+    assert str(warned[1].message).count(r"emp\xe8ty") == 1
+    assert [int(label) for _, label in dataset] == [0, 1]

@@ -16,6 +16,10 @@ frame header, looked for in the first MiB). Other files, and images of more than
 file can decode to gigabytes), are reported in one :class:`UnreadableImageWarning` that names
 them, and skipped; hidden files and folders (names starting with ".") are ignored silently.
 
+File and folder names need not be valid UTF-8: such a name is kept as :func:`os.fsdecode`
+gives it (with surrogate escapes, so that it still opens the file), the file is read like any
+other, and messages show its undecodable bytes as ``\\xNN``.
+
 :func:`load_image_folder` then streams the listed files: ``tf.data`` reads and decodes each file
 in ``Dataset.map`` only when it is needed, so a folder of any size never sits in memory. A file
 whose signature looked right can still fail to decode (truncated, corrupt). Such a file is
@@ -68,7 +72,8 @@ class ImageFolder:
 
     Attributes:
         root: the folder.
-        file_paths: the image files to load, sorted (by class folder first when labeled).
+        file_paths: the image files to load, sorted (by class folder first when labeled). A
+            name that is not valid UTF-8 is kept as :func:`os.fsdecode` gives it.
         labels: the class index of each file, or None for an unlabeled folder.
         class_names: the class folder names, in label order (empty when unlabeled).
         skipped: ``(path, reason)`` of every file that was not recognised as an image or is
@@ -215,6 +220,12 @@ def _jpeg_size(handle: BinaryIO) -> tuple[int, int] | None:
     return None
 
 
+def _shown(path: str) -> str:
+    """``path`` for a message: as it is, except that bytes of a file name that are not UTF-8
+    (surrogate escapes in ``path``) are shown as ``\\xNN``."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
 def _check_max_pixels(max_pixels: int | None) -> None:
     if max_pixels is not None and (
         not isinstance(max_pixels, int) or isinstance(max_pixels, bool) or max_pixels <= 0
@@ -300,7 +311,7 @@ def _list_image_folder(
     skipped = tuple((file, reason) for file, reason in problems.items() if reason is not None)
     images = [file for file, reason in problems.items() if reason is None]
     if not images:
-        listing = "; ".join(f"{file}: {reason}" for file, reason in skipped[:10])
+        listing = "; ".join(f"{_shown(file)}: {reason}" for file, reason in skipped[:10])
         raise ValueError(
             f"path={os.fspath(path)!r}: none of its {len(files)} file(s) is a readable PNG, JPEG, "
             f"BMP, GIF or WebP image ({listing}{'; ...' if len(skipped) > 10 else ''})."
@@ -308,9 +319,9 @@ def _list_image_folder(
     if skipped:
         warnings.warn(
             UnreadableImageWarning(
-                f"Skipped {len(skipped)} file(s) under {os.fspath(path)} that are not "
+                f"Skipped {len(skipped)} file(s) under {_shown(os.fspath(path))} that are not "
                 "readable images or are too large: "
-                + "; ".join(f"{file} ({reason})" for file, reason in skipped)
+                + "; ".join(f"{_shown(file)} ({reason})" for file, reason in skipped)
             ),
             stacklevel=3,
         )
@@ -324,8 +335,8 @@ def _list_image_folder(
     if loose:
         raise ValueError(
             f"labeled=True needs one subfolder per class, but path={os.fspath(path)!r} has "
-            f"{len(loose)} image(s) directly inside it (e.g. {Path(loose[0]).name}). Move them "
-            "into class subfolders, or pass labeled=False to load them without labels."
+            f"{len(loose)} image(s) directly inside it (e.g. {_shown(Path(loose[0]).name)}). Move "
+            "them into class subfolders, or pass labeled=False to load them without labels."
         )
     if class_names is None:
         class_names = sorted(
@@ -354,8 +365,9 @@ def _list_image_folder(
     if empty:
         warnings.warn(
             UnreadableImageWarning(
-                f"Class folder(s) without readable images under {os.fspath(path)}: "
-                f"{', '.join(empty)}. They keep their label numbers but have no examples."
+                f"Class folder(s) without readable images under {_shown(os.fspath(path))}: "
+                f"{', '.join(map(_shown, empty))}. They keep their label numbers but have no "
+                "examples."
             ),
             stacklevel=3,
         )
@@ -386,7 +398,7 @@ class _DecodeFailureReport:
         self.reported: set[str] = set()
 
     def __call__(self, path: tf.Tensor) -> bool:
-        name = path.numpy().decode()
+        name = _shown(os.fsdecode(path.numpy()))
         if name not in self.reported:
             self.reported.add(name)
             warnings.warn(
@@ -444,7 +456,8 @@ def load_image_folder(
         image = tf.image.resize(image, (height, width), antialias=True)
         return tf.cast(tf.clip_by_value(tf.round(image), 0.0, 255.0), tf.uint8)
 
-    paths = tf.constant(folder.file_paths)
+    # As bytes: TensorFlow opens any file name, but takes a str only if it encodes to UTF-8.
+    paths = tf.constant([os.fsencode(file) for file in folder.file_paths], tf.string)
     labels = tf.constant(folder.labels if folder.labeled else [], dtype=tf.int64)
 
     def decode_or_flag(index: tf.Tensor) -> tf.data.Dataset:
