@@ -169,7 +169,7 @@ _MEMORY_BOMBS = {
     "BINBYTES8 announcing 1 TB": (
         b"\x80\x04\x8e" + (2**40).to_bytes(8, "little") + b"abc.",
         ValueError,
-        "ends in the middle of its pickle",
+        "(it ends in the middle of the pickle). It may be truncated or corrupt",
     ),
     "BYTEARRAY8 announcing 1 TB": (
         b"\x80\x05\x96" + (2**40).to_bytes(8, "little") + b"abc.",

@@ -456,13 +456,13 @@ def load_pickle(
             return unpickler.load()
         except UnsafePickleError:
             raise
-        except EOFError:
-            raise ValueError(
-                f"{source} ends in the middle of its pickle: the file is truncated. Replace it "
-                "with a fresh copy."
-            ) from None
         except Exception as exc:  # whatever a malformed pickle makes the opcodes raise
+            what = (
+                "it ends in the middle of the pickle"
+                if isinstance(exc, EOFError)
+                else f"{type(exc).__name__}: {exc}"
+            )
             raise ValueError(
-                f"{source} is not a valid pickle file ({type(exc).__name__}: {exc}). "
-                "It may be truncated or corrupt; replace it with a fresh copy."
+                f"{source} is not a valid pickle file ({what}). It may be truncated or corrupt; "
+                "replace it with a fresh copy."
             ) from exc
