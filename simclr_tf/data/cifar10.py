@@ -16,6 +16,7 @@ usual channels-last layout [N, 32, 32, 3].
 from __future__ import annotations
 
 import os
+import reprlib
 from pathlib import Path
 
 import numpy as np
@@ -103,8 +104,34 @@ def _get_key(batch: dict, key: str, source: str) -> object:
     for candidate in (key.encode(), key):
         if candidate in batch:
             return batch[candidate]
-    found = ", ".join(repr(k) for k in list(batch)[:10])
+    found = ", ".join(reprlib.repr(k) for k in list(batch)[:10])
     raise ValueError(f"{source}: no key b{key!r} in the batch dict (keys found: {found}).")
+
+
+def _labels_array(raw_labels: object) -> np.ndarray | None:
+    """``raw_labels`` as an integer array, or None when it is not a list of ints or an integer
+    array. The type of every entry is checked first: ``np.asarray`` of a list that holds one
+    large byte string many times would copy the string once per entry."""
+    if isinstance(raw_labels, np.ndarray):
+        labels = raw_labels
+    elif isinstance(raw_labels, (list, tuple)) and all(type(x) is int for x in raw_labels):
+        try:
+            labels = np.asarray(raw_labels, dtype=np.int64)
+        except OverflowError:
+            return None
+    else:
+        return None
+    return labels if labels.ndim == 1 and np.issubdtype(labels.dtype, np.integer) else None
+
+
+def _describe(value: object) -> str:
+    """What ``value`` is, in a few words, for error messages."""
+    if isinstance(value, np.ndarray):
+        return f"{value.dtype} array of shape {value.shape}"
+    if isinstance(value, (list, tuple)):
+        kinds = sorted({type(x).__name__ for x in value})
+        return f"{type(value).__name__} of {len(value)} ({', '.join(kinds) or 'empty'})"
+    return type(value).__name__
 
 
 def read_cifar10_batch(path: str | os.PathLike) -> Split:
@@ -118,9 +145,11 @@ def read_cifar10_batch(path: str | os.PathLike) -> Split:
 
     Raises:
         UnsafePickleError: if the pickle tries to reach a global other than numpy's array
-            reconstruction.
-        ValueError: naming the file and key when the content is not a CIFAR-10 batch (not a
-            dict, missing key, wrong dtype or shape, label count or range).
+            reconstruction, or to build more than a batch needs (see
+            :func:`~simclr_tf.data.safe_pickle.load_pickle`).
+        ValueError: naming the file and key when the file is truncated or the content is not
+            a CIFAR-10 batch (not a dict, missing key, wrong dtype or shape, label count or
+            range).
     """
     source = os.fspath(path)
     batch = load_pickle(source, encoding="bytes")
@@ -136,24 +165,16 @@ def read_cifar10_batch(path: str | os.PathLike) -> Split:
         and data.ndim == 2
         and data.shape[1] == _PIXELS_PER_IMAGE
     ):
-        got = (
-            f"{data.dtype} array of shape {data.shape}"
-            if isinstance(data, np.ndarray)
-            else type(data).__name__
-        )
         raise ValueError(
             f"{source}, key b'data': expected a uint8 array of shape (N, {_PIXELS_PER_IMAGE}), "
-            f"got {got}."
+            f"got {_describe(data)}."
         )
     raw_labels = _get_key(batch, "labels", source)
-    try:
-        labels = np.asarray(raw_labels)
-    except (TypeError, ValueError):
-        labels = np.asarray([], dtype=object)
-    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+    labels = _labels_array(raw_labels)
+    if labels is None:
         raise ValueError(
             f"{source}, key b'labels': expected a flat list of integers, got "
-            f"{type(raw_labels).__name__} (as an array: {labels.dtype}, shape {labels.shape})."
+            f"{_describe(raw_labels)}."
         )
     if len(labels) != len(data):
         raise ValueError(
