@@ -55,6 +55,11 @@ class SimCLRConfig:
         default=None,
     )
     image_size: int = _help("Side of the square training images, in pixels.", default=32)
+    max_image_pixels: int = _help(
+        "Files of --dataset=folder with more pixels than this are skipped with a warning (a "
+        "guard against decompression bombs, Pillow's default); 0 means no limit.",
+        default=89_478_485,
+    )
 
     # Model
     encoder: str = _help(f"Base encoder f, one of {ENCODERS}.", default="resnet18")
@@ -268,6 +273,7 @@ _RANGES: dict[str, tuple[float | None, float | None, bool, bool, str]] = {
     "projection_hidden_dim": (0, None, False, False, ""),
     "representation_dim": (0, None, False, False, ""),
     "steps": (0, None, False, False, ""),
+    "max_image_pixels": (0, None, False, False, ""),
     "lr": (0.0, None, False, False, ""),
     "weight_decay": (0.0, None, False, False, ""),
     "momentum": (0.0, 1.0, False, True, ""),

@@ -475,7 +475,9 @@ class _EpochMeter:
 
 def load_training_images(config: SimCLRConfig) -> TrainingImages:
     """The training images the config names: the sample, CIFAR-10 or a folder (streamed)."""
-    return training_images(config.dataset, config.data_dir, config.image_size)
+    return training_images(
+        config.dataset, config.data_dir, config.image_size, config.max_image_pixels or None
+    )
 
 
 @dataclasses.dataclass

@@ -158,7 +158,8 @@ def _size_problem(header: bytes, handle: BinaryIO, max_pixels: int) -> str | Non
     if width * height > max_pixels:
         return (
             f"{width}x{height} = {width * height:,} pixels, more than max_pixels="
-            f"{max_pixels:,}; pass a larger max_pixels (or None) to load it"
+            f"{max_pixels:,}; raise max_pixels (the flag --max_image_pixels; 0 or None: no "
+            "limit) to load it"
         )
     return None
 
@@ -291,6 +292,22 @@ def list_image_folder(
     return _list_image_folder(path, labeled, class_names, max_pixels)
 
 
+def _class_folders(folder: Path, class_names: Sequence[str] | None) -> list[str]:
+    """The class folder names: the given ones (which must exist), else every visible subfolder."""
+    if class_names is None:
+        return sorted(
+            entry.name
+            for entry in folder.iterdir()
+            if entry.is_dir() and not entry.name.startswith(".")
+        )
+    absent = [name for name in class_names if not (folder / name).is_dir()]
+    if absent:
+        raise FileNotFoundError(
+            f"class_names lists folder(s) {absent} that do not exist under {os.fspath(folder)}."
+        )
+    return list(class_names)
+
+
 def _list_image_folder(
     path: str | os.PathLike,
     labeled: bool | None,
@@ -338,19 +355,7 @@ def _list_image_folder(
             f"{len(loose)} image(s) directly inside it (e.g. {_shown(Path(loose[0]).name)}). Move "
             "them into class subfolders, or pass labeled=False to load them without labels."
         )
-    if class_names is None:
-        class_names = sorted(
-            entry.name
-            for entry in folder.iterdir()
-            if entry.is_dir() and not entry.name.startswith(".")
-        )
-    else:
-        class_names = list(class_names)
-        absent = [name for name in class_names if not (folder / name).is_dir()]
-        if absent:
-            raise FileNotFoundError(
-                f"class_names lists folder(s) {absent} that do not exist under {os.fspath(folder)}."
-            )
+    class_names = _class_folders(folder, class_names)
     class_of = {name: label for label, name in enumerate(class_names)}
     paths, labels = [], []
     for file in images:

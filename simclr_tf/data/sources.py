@@ -29,7 +29,12 @@ import tensorflow as tf
 
 from simclr_tf.config import DATASETS
 from simclr_tf.data.cifar10 import load_cifar10
-from simclr_tf.data.image_folder import ImageFolder, list_image_folder, load_image_folder
+from simclr_tf.data.image_folder import (
+    MAX_IMAGE_PIXELS,
+    ImageFolder,
+    list_image_folder,
+    load_image_folder,
+)
 from simclr_tf.data.sample import load_sample
 from simclr_tf.data.sampling import Split, split_train_validation
 
@@ -101,8 +106,16 @@ class FolderImages(TrainingImages):
     """A folder of image files (see :func:`simclr_tf.data.list_image_folder`), streamed from
     disk and resized to ``image_size``; labelled when it has one subfolder per class."""
 
-    def __init__(self, path: str | os.PathLike | ImageFolder, image_size: int) -> None:
-        self.listing = path if isinstance(path, ImageFolder) else list_image_folder(path)
+    def __init__(
+        self,
+        path: str | os.PathLike | ImageFolder,
+        image_size: int,
+        max_pixels: int | None = MAX_IMAGE_PIXELS,
+    ) -> None:
+        if isinstance(path, ImageFolder):
+            self.listing = path
+        else:
+            self.listing = list_image_folder(path, max_pixels=max_pixels)
         self.image_size = image_size
         self.num_examples = len(self.listing.file_paths)
         self.num_classes = len(self.listing.class_names) if self.listing.labeled else None
@@ -146,7 +159,10 @@ def _array_splits(dataset: str, data_dir: str | os.PathLike | None) -> tuple[Spl
 
 
 def training_images(
-    dataset: str, data_dir: str | os.PathLike | None = None, image_size: int = 32
+    dataset: str,
+    data_dir: str | os.PathLike | None = None,
+    image_size: int = 32,
+    max_pixels: int | None = MAX_IMAGE_PIXELS,
 ) -> TrainingImages:
     """The pretraining images of a data set: the training split, or the whole folder.
 
@@ -154,6 +170,8 @@ def training_images(
         dataset: one of :data:`simclr_tf.config.DATASETS`.
         data_dir: the CIFAR-10 folder (optional) or the image folder (required for "folder").
         image_size: side that folder images are resized to.
+        max_pixels: folder images with more pixels are skipped with a warning; ``None`` for
+            no limit.
 
     Returns:
         A :class:`TrainingImages`.
@@ -164,7 +182,7 @@ def training_images(
     """
     _check_dataset(dataset, data_dir)
     if dataset == "folder":
-        return FolderImages(data_dir, image_size)
+        return FolderImages(data_dir, image_size, max_pixels)
     (images, labels), _ = _array_splits(dataset, data_dir)
     return ArrayImages(images, labels)
 
