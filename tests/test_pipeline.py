@@ -70,3 +70,35 @@ def test_main_job_checks_its_protocols_before_pretraining(tmp_path, monkeypatch,
     err = capsys.readouterr().err
     assert "unknown: telepathy" in err and "Traceback" not in err
     assert not out_dir.exists()
+
+
+def test_main_job_runs_end_to_end_on_an_image_folder(tmp_path, capsys):
+    """--dataset folder: pretraining streams the folder, the evaluation reads it at the
+    encoder's size (it once got no image size and failed after the pretraining)."""
+    import cv2
+
+    rng = np.random.default_rng(0)
+    for label, name in enumerate(("cats", "dogs")):
+        folder = tmp_path / "photos" / name
+        folder.mkdir(parents=True)
+        for index in range(24):
+            image = rng.integers(0, 256, size=(20, 28, 3), dtype=np.uint8)
+            image[..., label] = 255  # one colour channel saturated per class
+            cv2.imwrite(str(folder / f"{index}.png"), image)
+    out_dir = tmp_path / "run"
+    code = pipeline.main(
+        [
+            "--preset=smoke",
+            "--dataset=folder",
+            f"--data_dir={tmp_path / 'photos'}",
+            "--image_size=16",
+            "--batch_size=16",
+            "--protocols=linear,knn,quality",
+            f"--out_dir={out_dir}",
+        ]
+    )
+    captured = capsys.readouterr()
+    assert code == 0, captured.err[-2000:]
+    results = json.loads((out_dir / "evaluation" / "results.json").read_text())
+    assert results["dataset"] == "folder"
+    assert {"linear", "knn", "quality"} <= set(results["protocols"])
