@@ -103,7 +103,7 @@ def test_unlabeled_folder_takes_every_image_recursively(class_folders):
     assert forced.class_names == () and forced.element_spec.dtype == tf.uint8
     assert len(images_of(forced)) == 6
     write_image(root / "loose.png", solid(10, 10))
-    detected = load_image_folder(root, 10)  # an image at the top: unlabeled
+    detected = load_image_folder(root, 10)  # an image at the top: unlabelled
     assert detected.class_names == () and len(images_of(detected)) == 7
     with pytest.raises(ValueError, match=r"labeled=True.*loose\.png.*labeled=False"):
         load_image_folder(root, 10, labeled=True)

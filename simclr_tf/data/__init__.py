@@ -6,7 +6,7 @@ Where the images come from:
   from a local copy or the Keras download (:mod:`.cifar10`, read safely by :mod:`.safe_pickle`);
 * :func:`load_sample` -- a class-balanced 5,500-image subset of it that ships with the
   repository, for quick runs and tests (:mod:`.sample`);
-* :func:`load_image_folder` -- any folder of PNG/JPEG/BMP/GIF/WebP files, labeled by subfolder
+* :func:`load_image_folder` -- any folder of PNG/JPEG/BMP/GIF/WebP files, labelled by subfolder
   or not, streamed from disk (:mod:`.image_folder`).
 
 The first two return numpy arrays ``(x_train, y_train), (x_test, y_test)`` (uint8 images

@@ -2,9 +2,9 @@
 
 Two layouts are understood:
 
-* **unlabeled**: every image file anywhere under the folder, e.g. ``photos/**/*.jpg``. SimCLR
+* **unlabelled**: every image file anywhere under the folder, e.g. ``photos/**/*.jpg``. SimCLR
   needs nothing more: it learns from the images alone.
-* **labeled**: one subfolder per class, e.g. ``train/cat/*.png``, ``train/dog/*.png``. The
+* **labelled**: one subfolder per class, e.g. ``train/cat/*.png``, ``train/dog/*.png``. The
   labels are the subfolder names, numbered in alphabetical order (``class_names[label]``), and
   are used to evaluate the learned representation.
 
@@ -72,10 +72,10 @@ class ImageFolder:
 
     Attributes:
         root: the folder.
-        file_paths: the image files to load, sorted (by class folder first when labeled). A
+        file_paths: the image files to load, sorted (by class folder first when labelled). A
             name that is not valid UTF-8 is kept as :func:`os.fsdecode` gives it.
-        labels: the class index of each file, or None for an unlabeled folder.
-        class_names: the class folder names, in label order (empty when unlabeled).
+        labels: the class index of each file, or None for an unlabelled folder.
+        class_names: the class folder names, in label order (empty when unlabelled).
         skipped: ``(path, reason)`` of every file that was not recognised as an image or is
             larger than ``max_pixels``.
     """
@@ -266,14 +266,14 @@ def list_image_folder(
     class_names: Sequence[str] | None = None,
     max_pixels: int | None = MAX_IMAGE_PIXELS,
 ) -> ImageFolder:
-    """Finds the image files under ``path`` and, for a labeled folder, their classes.
+    """Finds the image files under ``path`` and, for a labelled folder, their classes.
 
     Args:
         path: the folder.
         labeled: True for one subfolder per class, False to take every image under ``path``
-            without labels, None to decide from the layout: labeled when there is no image
+            without labels, None to decide from the layout: labelled when there is no image
             directly in ``path`` and at least one subfolder holds images.
-        class_names: for a labeled folder, the class subfolders to use, in label order (so
+        class_names: for a labelled folder, the class subfolders to use, in label order (so
             that a training and a test folder number their classes alike). None means every
             non-hidden subfolder, sorted alphabetically.
         max_pixels: images with more pixels (width x height, read from the file's header) are
@@ -439,10 +439,10 @@ def load_image_folder(
         max_pixels: see :func:`list_image_folder` (ignored when ``path`` is a listing).
 
     Returns:
-        A dataset of uint8 images [height, width, 3] for an unlabeled folder, or of
-        ``(image, label)`` pairs with int64 scalar labels for a labeled one. It carries two
+        A dataset of uint8 images [height, width, 3] for an unlabelled folder, or of
+        ``(image, label)`` pairs with int64 scalar labels for a labelled one. It carries two
         attributes, as Keras's ``image_dataset_from_directory`` does: ``class_names`` (tuple,
-        empty when unlabeled) and ``file_paths``. They are lost by any further transformation
+        empty when unlabelled) and ``file_paths``. They are lost by any further transformation
         (``.map``, ``.batch``, ...); :func:`list_image_folder` gives them too.
 
     Raises:
