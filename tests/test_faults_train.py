@@ -52,6 +52,25 @@ def _steps(run_dir) -> list[int]:
         return [int(row["step"]) for row in csv.DictReader(handle)]
 
 
+def _run_script(tmp_path, source: str, *args: str) -> subprocess.CompletedProcess:
+    """Runs ``source`` as a script with ``args`` and the smoke flags of a run in ``tmp/run``."""
+    script = tmp_path / "script.py"
+    script.write_text(source)
+    flags = [
+        "--preset=smoke",
+        "--image_size=16",
+        "--batch_size=16",
+        f"--out_dir={tmp_path / 'run'}",
+    ]
+    return subprocess.run(
+        [sys.executable, str(script), *args, *flags],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
 def _listing(path) -> dict[str, int]:
     """Every file under ``path`` with its size (to check that nothing changed)."""
     found = {}
@@ -228,17 +247,8 @@ _SIGTERM_SCRIPT = textwrap.dedent(
 
 
 def test_sigterm_on_the_command_line_checkpoints_and_exits_cleanly(tmp_path):
-    script = tmp_path / "sigterm.py"
-    script.write_text(_SIGTERM_SCRIPT)
     out_dir = tmp_path / "run"
-    flags = ["--preset=smoke", "--image_size=16", "--batch_size=16", f"--out_dir={out_dir}"]
-    done = subprocess.run(
-        [sys.executable, str(script), *flags, "--steps=6", "--checkpoint_every=0"],
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = _run_script(tmp_path, _SIGTERM_SCRIPT, "--steps=6", "--checkpoint_every=0")
     assert done.returncode == 130, done.stderr[-2000:]
     assert "Interrupted at step 3" in done.stderr and "--resume" in done.stderr
     assert "Traceback" not in done.stderr
@@ -315,17 +325,8 @@ _DISK_FULL_SCRIPT = textwrap.dedent(
 
 
 def test_a_full_disk_during_a_checkpoint_loses_nothing_and_leaves_no_partial_files(tmp_path):
-    script = tmp_path / "disk_full.py"
-    script.write_text(_DISK_FULL_SCRIPT)
     out_dir = tmp_path / "run"
-    flags = ["--preset=smoke", "--image_size=16", "--batch_size=16", f"--out_dir={out_dir}"]
-    done = subprocess.run(
-        [sys.executable, str(script), "300000", *flags, "--steps=3", "--checkpoint_every=2"],
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = _run_script(tmp_path, _DISK_FULL_SCRIPT, "300000", "--steps=3", "--checkpoint_every=2")
     assert done.returncode == 2, done.stderr[-2000:]
     assert "The disk is full" in done.stderr and "Traceback" not in done.stderr
     leftovers = [path for path in _listing(out_dir) if "_temp" in path or ".tmp" in path]
