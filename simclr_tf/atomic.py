@@ -84,7 +84,9 @@ def staging_folder(target: str | os.PathLike, prefix: str = "staging") -> str:
     """
     parent = os.path.dirname(os.path.abspath(os.fspath(target)))
     os.makedirs(parent, exist_ok=True)
-    return tempfile.mkdtemp(prefix=f".{prefix}-", dir=parent)
+    folder = tempfile.mkdtemp(prefix=f".{prefix}-", dir=parent)
+    os.chmod(folder, 0o777 & ~_umask())  # mkdtemp makes it private; give it a folder's usual mode
+    return folder
 
 
 def replace_folder(source: str | os.PathLike, target: str | os.PathLike) -> None:
