@@ -35,7 +35,7 @@ section { background: #fff; border: 1px solid #ddd; border-radius: 6px; padding:
           margin: 0 0 16px; }
 h2 { font-size: 14px; margin: 0 0 10px; font-weight: 600; word-break: break-all; }
 .row { display: flex; flex-wrap: wrap; gap: 10px; align-items: flex-start; }
-figure { margin: 0; width: 112px; text-align: center; }
+figure { margin: 0; width: 120px; text-align: center; }
 figure img, figure .missing { width: 96px; height: 96px; object-fit: contain;
           image-rendering: pixelated; background: #eee; border: 1px solid #ccc; }
 figure.query img { border: 2px solid #1a73e8; }
@@ -45,6 +45,8 @@ figcaption { font-size: 11px; color: #444; margin-top: 3px; word-break: break-al
           line-height: 1.25; }
 figcaption b { color: #111; font-size: 12px; }
 .divider { width: 1px; align-self: stretch; background: #ddd; margin: 0 4px; }
+.groups { display: flex; flex-wrap: wrap; gap: 14px; align-items: flex-start; }
+.groups section { margin: 0; }
 """
 
 
@@ -71,7 +73,7 @@ def thumbnail_uri(path: str, side: int = THUMBNAIL_SIDE) -> str | None:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
-def _figure(path: str, caption: str, css_class: str = "") -> str:
+def _figure(path: str, caption: str = "", css_class: str = "") -> str:
     uri = thumbnail_uri(path)
     # The file and its folder: the folder is often the class ("cat/0049.png").
     name = html.escape(
@@ -83,7 +85,7 @@ def _figure(path: str, caption: str, css_class: str = "") -> str:
         if uri
         else f'<div class="missing" title="{title}">unreadable</div>'
     )
-    caption = f"<figcaption>{caption}<br>{name}</figcaption>"
+    caption = f"<figcaption>{caption + '<br>' if caption else ''}{name}</figcaption>"
     return f'<figure class="{css_class}">{picture}{caption}</figure>'
 
 
@@ -149,16 +151,14 @@ def write_duplicates_report(
     Returns:
         The file written, as an absolute path.
     """
-    sections = []
+    cards = []
     for number, group in enumerate(groups[:max_groups], start=1):
-        figures = [_figure(member, f"#{i}") for i, member in enumerate(group["paths"], start=1)]
-        heading = (
-            f"Group {number}: {len(group['paths'])} images, similarity "
-            f"{group['min_similarity']:.3f} to {group['max_similarity']:.3f}"
-        )
-        sections.append(
-            f'<section><h2>{heading}</h2><div class="row">{"".join(figures)}</div></section>'
-        )
+        figures = "".join(_figure(member) for member in group["paths"])
+        low, high = f"{group['min_similarity']:.3f}", f"{group['max_similarity']:.3f}"
+        similarity = low if low == high else f"{low} to {high}"
+        heading = f"{number}. {len(group['paths'])} images, similarity {similarity}"
+        cards.append(f'<section><h2>{heading}</h2><div class="row">{figures}</div></section>')
+    sections = [f'<div class="groups">{"".join(cards)}</div>'] if cards else []
     if len(groups) > max_groups:
         sections.append(
             f'<p class="note">{len(groups) - max_groups} more group(s) not shown; the JSON '
