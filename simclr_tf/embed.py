@@ -188,7 +188,7 @@ def embed_folder(
     Args:
         encoder: the folder of an exported encoder (``RUN_DIR/encoder``), an in-memory Keras
             encoder (float images in [0, 1] -> ``h``) or a
-            :class:`~simclr_tf.evaluation.features.FeatureEncoder`.
+            :class:`~simclr_tf.evaluate.features.FeatureEncoder`.
         images: a folder of images, searched recursively.
         out: the index folder to write.
         batch_size: images per forward pass.
@@ -215,7 +215,7 @@ def embed_folder(
             which could be decoded.
     """
     from simclr_tf.data import list_image_folder
-    from simclr_tf.evaluation.features import FeatureEncoder
+    from simclr_tf.evaluate.features import FeatureEncoder
 
     stream = stream or sys.stdout
 

@@ -295,7 +295,7 @@ def recall_at_k(approximate_rows: np.ndarray, exact_rows: np.ndarray) -> float:
 
 
 def index_encoder(index: EmbeddingIndex, encoder: str | os.PathLike | None = None):
-    """The :class:`~simclr_tf.evaluation.features.FeatureEncoder` that built ``index``.
+    """The :class:`~simclr_tf.evaluate.features.FeatureEncoder` that built ``index``.
 
     Args:
         index: the index.
@@ -305,7 +305,7 @@ def index_encoder(index: EmbeddingIndex, encoder: str | os.PathLike | None = Non
         FileNotFoundError: if the encoder is gone.
         ValueError: if the encoder is not the one that built the index (other fingerprint).
     """
-    from simclr_tf.evaluation.features import FeatureEncoder
+    from simclr_tf.evaluate.features import FeatureEncoder
 
     recorded = index.manifest["encoder"]
     path = encoder if encoder is not None else recorded.get("path")

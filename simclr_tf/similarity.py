@@ -26,18 +26,22 @@ DEFAULT_BLOCK_BYTES = 256 * 2**20
 _MAX_QUERY_ROWS = 4096
 
 
-def normalize(vectors: np.ndarray) -> np.ndarray:
+def normalize(vectors: np.ndarray, epsilon: float = 1e-12) -> np.ndarray:
     """Rows of ``vectors`` scaled to unit L2 norm, as float32 (zero rows stay zero).
+
+    ``x / max(|x|, sqrt(epsilon))``, as :func:`simclr_tf.evaluate.features.l2_normalize_rows`
+    computes it (this module stays free of TensorFlow).
 
     Args:
         vectors: ``[N, D]``, any float dtype.
+        epsilon: floor of the squared norm.
 
     Returns:
         float32 ``[N, D]``.
     """
     vectors = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors / np.maximum(norms, np.finfo(np.float32).tiny)
+    return vectors / np.maximum(norms, np.sqrt(epsilon))
 
 
 def _check_matrix(name: str, value: np.ndarray, dim: int | None = None) -> None:

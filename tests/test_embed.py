@@ -22,7 +22,7 @@ from simclr_tf.data import (
     load_image_folder,
     load_sample,
 )
-from simclr_tf.evaluation.features import FeatureEncoder
+from simclr_tf.evaluate.features import FeatureEncoder
 from simclr_tf.export import export_encoder
 from simclr_tf.models import build_encoder
 
