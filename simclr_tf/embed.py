@@ -134,12 +134,15 @@ class Progress:
         self.interactive = bool(getattr(self.stream, "isatty", lambda: False)())
         self.start, self.start_done = time.perf_counter(), done
         self.batches, self.last_draw, self.last_line = 0, 0.0, ""
+        self.after_first: tuple[float, int] | None = None  # (time, images) once a batch is done
 
     def update(self, images: int) -> None:
         """Counts ``images`` more and redraws when it is time."""
         self.done += images
         self.batches += 1
         now = time.perf_counter()
+        if self.after_first is None:
+            self.after_first = (now, self.done)
         if self.interactive and now - self.last_draw >= 0.2:
             self.stream.write("\r" + self.line())
             self.stream.flush()
@@ -159,6 +162,14 @@ class Progress:
     def rate(self) -> float:
         """Images per second in this run."""
         return (self.done - self.start_done) / max(time.perf_counter() - self.start, 1e-9)
+
+    @property
+    def steady_rate(self) -> float | None:
+        """Images per second after the first batch (which also pays for warming up), if any."""
+        if self.after_first is None or self.done == self.after_first[1]:
+            return None
+        since, done = self.after_first
+        return (self.done - done) / max(time.perf_counter() - since, 1e-9)
 
     def line(self) -> str:
         rate = self.rate
@@ -273,7 +284,11 @@ def embed_folder(
         raise
     manifest = _assemble(work, target, listing, job, feature_encoder, shard_count)
     manifest["seconds"] = round(time.perf_counter() - started, 2)
-    manifest["images_per_second"] = round(progress.rate, 1)  # of this run's stream
+    steady = progress.steady_rate
+    manifest["images_per_second"] = {  # of this run's stream
+        "all": round(progress.rate, 1),
+        "after_first_batch": None if steady is None else round(steady, 1),
+    }
     atomic.write_json(os.path.join(work, MANIFEST_FILE), manifest)
     for name in os.listdir(work):
         if name.startswith("shard-") or name == _JOB_FILE:

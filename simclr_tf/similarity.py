@@ -2,9 +2,10 @@
 
 Everything here is exact and plain NumPy. The similarity of every query with every database
 vector is computed, as matrix products of blocks: a block of at most ``block_bytes`` of
-float32 similarities (256 MiB by default) is all that is ever in memory besides the inputs, so
-a database of a million vectors, even a memory-mapped ``.npy`` file read in slices
-(``np.load(path, mmap_mode="r")``), is searched without loading it whole.
+float32 similarities (64 MiB by default) and what sorting it takes (about three times that in
+all) are what is in memory besides the inputs and the results, so a database of a million
+vectors, even a memory-mapped ``.npy`` file read in slices (``np.load(path, mmap_mode="r")``),
+is searched without loading it whole.
 
 * :func:`top_k`: the ``k`` most similar database rows of each query.
 * :func:`pairs_above`: every pair of rows of one set whose similarity reaches a threshold.
@@ -16,13 +17,14 @@ zero and is similar to nothing) before the products, unless they are known to be
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 import numpy as np
 
 __all__ = ["DEFAULT_BLOCK_BYTES", "normalize", "pairs_above", "top_k"]
 
-DEFAULT_BLOCK_BYTES = 256 * 2**20
+DEFAULT_BLOCK_BYTES = 64 * 2**20
 _MAX_QUERY_ROWS = 4096
 
 
@@ -41,7 +43,7 @@ def normalize(vectors: np.ndarray, epsilon: float = 1e-12) -> np.ndarray:
     """
     vectors = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors / np.maximum(norms, np.sqrt(epsilon))
+    return vectors / np.maximum(norms, math.sqrt(epsilon))  # a Python float keeps float32
 
 
 def _check_matrix(name: str, value: np.ndarray, dim: int | None = None) -> None:
@@ -121,14 +123,20 @@ def top_k(
     best_indices = np.full((len(queries), k), -1, dtype=np.int64)
     for query_start, database_start, block in _blocks(queries, database, normalized, block_bytes):
         rows = slice(query_start, query_start + len(block))
-        columns = np.arange(database_start, database_start + block.shape[1], dtype=np.int64)
         if exclude is not None:
-            own = exclude[rows][:, None] == columns[None, :]
-            block = np.where(own, -np.inf, block)
-        scores = np.concatenate([best_scores[rows], block], axis=1)
-        indices = np.concatenate(
-            [best_indices[rows], np.broadcast_to(columns, block.shape)], axis=1
-        )
+            own = exclude[rows] - database_start
+            inside = (own >= 0) & (own < block.shape[1])
+            block[np.flatnonzero(inside), own[inside]] = -np.inf
+        # The block's own k best (the block is ours: negate it in place to sort descending),
+        # then merged with the k best so far: no copy of the block is made.
+        np.negative(block, out=block)
+        if block.shape[1] > k:
+            keep = np.argpartition(block, k - 1, axis=1)[:, :k]
+            block = np.take_along_axis(block, keep, axis=1)
+        else:
+            keep = np.broadcast_to(np.arange(block.shape[1]), block.shape)
+        scores = np.concatenate([best_scores[rows], -block], axis=1)
+        indices = np.concatenate([best_indices[rows], keep + database_start], axis=1)
         if scores.shape[1] > k:
             keep = np.argpartition(-scores, k - 1, axis=1)[:, :k]
             scores = np.take_along_axis(scores, keep, axis=1)

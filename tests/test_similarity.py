@@ -36,6 +36,14 @@ def test_top_k_excludes_own_row_and_pads_missing_places():
     assert set(indices[0, :2]) == {1, 2}
 
 
+def test_normalize_keeps_float32_and_zero_rows():
+    vectors = np.array([[3.0, 4.0], [0.0, 0.0]], dtype=np.float16)
+    unit = similarity.normalize(vectors)
+    assert unit.dtype == np.float32
+    np.testing.assert_allclose(unit, [[0.6, 0.8], [0.0, 0.0]], atol=1e-3)
+    assert similarity.normalize(np.ones((2, 3), np.float32)).dtype == np.float32
+
+
 def test_ties_are_ordered_by_row():
     database = np.array([[1.0, 0.0], [0.0, 1.0], [2.0, 0.0], [3.0, 0.0]])
     _, indices = similarity.top_k(np.array([[1.0, 0.0]]), database, 3, block_bytes=16)
