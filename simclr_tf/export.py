@@ -193,12 +193,17 @@ def read_export_metadata(path: str | os.PathLike) -> dict[str, Any]:
 # -- the SavedModel's endpoints -----------------------------------------------------------------
 
 
-class _Endpoints(tf.Module):
+class _Endpoints(tf.__internal__.tracking.AutoTrackable):
     """What the SavedModel holds: the two endpoints and the variables they read."""
 
     def __init__(self, encoder: keras.Model, height: int, width: int, dim: int):
-        super().__init__(name="simclr_encoder")
-        self._weights = [variable.value for variable in encoder.variables]
+        super().__init__()
+        # Saved as attributes, as Keras' own export does: the reloaded object has them too.
+        self.variables = [variable.value for variable in encoder.variables]
+        self.trainable_variables = [variable.value for variable in encoder.trainable_variables]
+        self.non_trainable_variables = [
+            variable.value for variable in encoder.non_trainable_variables
+        ]
         shape = f"[N, {height}, {width}, 3]"
 
         # Every endpoint calls this one trace of the network (a function call, not a copy).

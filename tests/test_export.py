@@ -78,6 +78,9 @@ def test_reload_without_simclr_tf_matches_in_memory_encoder(tmp_path):
         np.save("h_float.npy", model.serve_float(images.astype(np.float32) / 255.0).numpy())
         signature = model.signatures["serving_default"](images=tf.constant(images))
         np.save("sig.npy", signature["output_0"].numpy())
+        # The weights are reachable, as in a Keras export (simclr_tf.evaluate.rebuild reads them).
+        assert len(model.variables) == 6 and len(model.trainable_variables) == 4
+        assert any("moving_mean" in v.name for v in model.non_trainable_variables)
         """,
         tmp_path,
     )
