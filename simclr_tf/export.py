@@ -193,6 +193,95 @@ def read_export_metadata(path: str | os.PathLike) -> dict[str, Any]:
 # -- the SavedModel's endpoints -----------------------------------------------------------------
 
 
+class _Contract:
+    """What the endpoints take, and the errors that say so, inside their graphs."""
+
+    def __init__(self, height: int, width: int, dim: int):
+        self.height, self.width, self.dim = height, width, dim
+        self.shape = f"[N, {height}, {width}, 3]"
+
+    def spec(self, dtype: tf.DType, exact: bool = True) -> tf.TensorSpec:
+        shape = (None, self.height, self.width, 3) if exact else None
+        return tf.TensorSpec(shape, dtype, name="images")
+
+    def fits(self, images: tf.Tensor) -> bool:
+        """Whether the traced ``images`` are a batch of the right size (known at trace time)."""
+        return images.shape.rank is not None and images.shape.is_compatible_with(
+            [None, self.height, self.width, 3]
+        )
+
+    def refuse(self, *message: str | tf.Tensor) -> tf.Tensor:
+        """An output that is never returned: the assertion before it fails with ``message``."""
+        with tf.control_dependencies([tf.debugging.Assert(False, list(message), summarize=8)]):
+            return tf.zeros([0, self.dim], tf.float32)
+
+    def refuse_shape(self, images: tf.Tensor, endpoint: str) -> tf.Tensor:
+        return self.refuse(
+            f"{endpoint} takes a batch of RGB images {self.shape} (the training size: add a "
+            "batch axis to a single image, resize images of other sizes); received shape",
+            tf.shape(images),
+        )
+
+
+def _representation(encoder: keras.Model, contract: _Contract):
+    """The one trace of the network that every endpoint calls (a function call, not a copy)."""
+
+    @tf.function(input_signature=[contract.spec(tf.float32)])
+    def representation(images: tf.Tensor) -> tf.Tensor:
+        """``h`` of float32 images in [0, 1] of the right shape; ``[0, D]`` for no images."""
+        # oneDNN's BatchNorm kernels fail on an empty batch: skip the network then.
+        return tf.cond(
+            tf.shape(images)[0] > 0,
+            lambda: tf.cast(encoder(images, training=False), tf.float32),
+            lambda: tf.zeros([0, contract.dim], tf.float32),
+        )
+
+    return representation
+
+
+def _serve(representation, contract: _Contract):
+    @tf.function
+    def serve(images):
+        if images.dtype != tf.uint8:
+            return contract.refuse(
+                f"serve takes uint8 RGB pixels 0..255 {contract.shape}; received dtype "
+                f"{images.dtype.name}. Cast integer pixels that are within 0..255 to uint8; "
+                "for float images with values in [0, 1] call serve_float instead."
+            )
+        if not contract.fits(images):
+            return contract.refuse_shape(images, "serve")
+        return representation(tf.cast(images, tf.float32) * (1.0 / 255.0))
+
+    return serve
+
+
+def _serve_float(representation, contract: _Contract):
+    @tf.function
+    def serve_float(images):
+        if images.dtype not in _FLOAT_DTYPES:
+            return contract.refuse(
+                f"serve_float takes float RGB images with values in [0, 1] {contract.shape}; "
+                f"received dtype {images.dtype.name}. For uint8 pixels 0..255 call serve."
+            )
+        if not contract.fits(images):
+            return contract.refuse_shape(images, "serve_float")
+        images = tf.cast(images, tf.float32)
+        check = tf.debugging.Assert(
+            tf.reduce_all((images >= 0.0) & (images <= 1.0)),
+            [
+                "serve_float takes values in [0, 1] (divide 0..255 pixels by 255, or call "
+                "serve with uint8 pixels); received values from",
+                tf.reduce_min(images),
+                "to",
+                tf.reduce_max(images),
+            ],
+        )
+        with tf.control_dependencies([check]):
+            return representation(tf.identity(images))
+
+    return serve_float
+
+
 class _Endpoints(tf.__internal__.tracking.AutoTrackable):
     """What the SavedModel holds: the two endpoints and the variables they read."""
 
@@ -204,88 +293,25 @@ class _Endpoints(tf.__internal__.tracking.AutoTrackable):
         self.non_trainable_variables = [
             variable.value for variable in encoder.non_trainable_variables
         ]
-        shape = f"[N, {height}, {width}, 3]"
-
-        # Every endpoint calls this one trace of the network (a function call, not a copy).
-        @tf.function(input_signature=[tf.TensorSpec([None, height, width, 3], tf.float32)])
-        def representation(images: tf.Tensor) -> tf.Tensor:
-            """``h`` of float32 images in [0, 1] of the right shape; ``[0, D]`` for no images."""
-            # oneDNN's BatchNorm kernels fail on an empty batch: skip the network then.
-            return tf.cond(
-                tf.shape(images)[0] > 0,
-                lambda: tf.cast(encoder(images, training=False), tf.float32),
-                lambda: tf.zeros([0, dim], tf.float32),
-            )
-
-        def shape_error(images: tf.Tensor, endpoint: str) -> tf.Tensor:
-            return refuse(
-                f"{endpoint} takes a batch of RGB images {shape} (the training size: add a batch "
-                "axis to a single image, resize images of other sizes); received shape",
-                tf.shape(images),
-            )
-
-        def refuse(*message: str | tf.Tensor) -> tf.Tensor:
-            with tf.control_dependencies([tf.debugging.Assert(False, list(message), summarize=8)]):
-                return tf.zeros([0, dim], tf.float32)
-
-        def is_exact(images: tf.Tensor) -> bool:
-            return images.shape.is_compatible_with([None, height, width, 3]) and (
-                images.shape.rank is not None
-            )
-
-        @tf.function
-        def serve(images):
-            if images.dtype != tf.uint8:
-                return refuse(
-                    f"serve takes uint8 RGB pixels 0..255 {shape}; received dtype "
-                    f"{images.dtype.name}. Cast integer pixels that are within 0..255 to uint8; "
-                    "for float images with values in [0, 1] call serve_float instead."
-                )
-            if not is_exact(images):
-                return shape_error(images, "serve")
-            return representation(tf.cast(images, tf.float32) * (1.0 / 255.0))
-
-        @tf.function
-        def serve_float(images):
-            if images.dtype not in _FLOAT_DTYPES:
-                return refuse(
-                    f"serve_float takes float RGB images with values in [0, 1] {shape}; "
-                    f"received dtype {images.dtype.name}. For uint8 pixels 0..255 call serve."
-                )
-            if not is_exact(images):
-                return shape_error(images, "serve_float")
-            images = tf.cast(images, tf.float32)
-            in_range = tf.reduce_all((images >= 0.0) & (images <= 1.0))
-            check = tf.debugging.Assert(
-                in_range,
-                [
-                    "serve_float takes values in [0, 1] (divide 0..255 pixels by 255, or call "
-                    "serve with uint8 pixels); received values from",
-                    tf.reduce_min(images),
-                    "to",
-                    tf.reduce_max(images),
-                ],
-            )
-            with tf.control_dependencies([check]):
-                return representation(tf.identity(images))
-
+        contract = _Contract(height, width, dim)
+        representation = _representation(encoder, contract)
+        self.serve = _serve(representation, contract)
+        self.serve_float = _serve_float(representation, contract)
         # The working traces first: the restored function tries its traces in the order they
         # were made, and the catch-all traces (any dtype, any shape) only raise errors.
-        def spec(dtype: tf.DType, shape: tuple | None = (None, height, width, 3)) -> tf.TensorSpec:
-            return tf.TensorSpec(shape, dtype, name="images")
-
-        uint8_trace = serve.get_concrete_function(spec(tf.uint8))
-        float_traces = [serve_float.get_concrete_function(spec(dtype)) for dtype in _FLOAT_DTYPES]
-        for endpoint in (serve, serve_float):
+        uint8_trace = self.serve.get_concrete_function(contract.spec(tf.uint8))
+        float_traces = {
+            dtype: self.serve_float.get_concrete_function(contract.spec(dtype))
+            for dtype in _FLOAT_DTYPES
+        }
+        for endpoint in (self.serve, self.serve_float):
             for dtype in _CALLER_DTYPES:
-                endpoint.get_concrete_function(spec(dtype, shape=None))
+                endpoint.get_concrete_function(contract.spec(dtype, exact=False))
         self.signatures = {
             "serving_default": uint8_trace,
             "serve": uint8_trace,
-            "serve_float": float_traces[_FLOAT_DTYPES.index(tf.float32)],
+            "serve_float": float_traces[tf.float32],
         }
-        self.serve = serve
-        self.serve_float = serve_float
 
 
 def _write_saved_model(
