@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from simclr_tf import atomic
+from simclr_tf.embed import display_path
 from simclr_tf.similarity import DEFAULT_BLOCK_BYTES, normalize, pairs_above
 
 __all__ = ["DEFAULT_THRESHOLD", "MAX_PAIRS", "find_duplicates", "main"]
@@ -188,7 +189,7 @@ def _find(args: argparse.Namespace) -> int:
             f" to {group['max_similarity']:.3f}"
         )
         for path in group["paths"]:
-            print(f"    {path}")
+            print(f"    {display_path(path)}")
     if len(groups) > args.show:
         print(f"... and {len(groups) - args.show} more (--show N, --json FILE)")
     if args.json:

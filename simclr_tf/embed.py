@@ -56,6 +56,7 @@ __all__ = [
     "DEFAULT_SHARD_SIZE",
     "MANIFEST_FILE",
     "Progress",
+    "display_path",
     "embed_folder",
     "image_batches",
     "main",
@@ -72,6 +73,12 @@ DEFAULT_BATCH_SIZE = 256
 DEFAULT_SHARD_SIZE = 4096
 _JOB_FILE = "job.json"
 _DTYPES = ("float32", "float16")
+
+
+def display_path(path: str) -> str:
+    """``path`` as text that can be printed anywhere: bytes of a file name that are not UTF-8
+    (kept by Python as surrogates) are shown as ``\\xNN``, as the image-folder messages do."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def image_batches(
@@ -101,7 +108,8 @@ def image_batches(
     import tensorflow as tf
 
     height, width = image_size
-    files = tf.constant(list(paths), dtype=tf.string)
+    # As bytes: TensorFlow opens any file name, but takes a str only if it encodes to UTF-8.
+    files = tf.constant([os.fsencode(path) for path in paths], dtype=tf.string)
     numbers = tf.constant(
         list(range(len(paths))) if positions is None else list(positions), dtype=tf.int64
     )
@@ -361,7 +369,7 @@ def _encoder_image_size(encoder, image_size) -> tuple[int, int]:
 def _digest(paths: Sequence[str]) -> str:
     digest = hashlib.sha1()
     for path in paths:
-        digest.update(os.path.abspath(path).encode() + b"\0")
+        digest.update(os.fsencode(os.path.abspath(path)) + b"\0")
     return digest.hexdigest()[:16]
 
 
@@ -472,7 +480,7 @@ def _embed_shards(encoder, listing, positions, todo, work, size, job, batch_size
             UnreadableImageWarning(
                 f"Skipped {len(failed)} file(s) that have an image signature but could not be "
                 "decoded (truncated or corrupt files, or variants TensorFlow does not support): "
-                + "; ".join(listing.file_paths[i] for i in failed)
+                + "; ".join(display_path(listing.file_paths[i]) for i in failed)
             ),
             stacklevel=3,
         )
@@ -558,8 +566,12 @@ def _assemble(work, target, listing, job, encoder, shard_count) -> dict[str, Any
 
 
 def _write_csv(path: str, columns: dict[str, Sequence]) -> None:
+    """A CSV table; file names that are not UTF-8 keep their bytes (``surrogateescape``)."""
     names = list(columns)
-    with atomic.replacing(path) as partial, open(partial, "w", newline="", encoding="utf-8") as f:
+    with (
+        atomic.replacing(path) as partial,
+        open(partial, "w", newline="", encoding="utf-8", errors="surrogateescape") as f,
+    ):
         writer = csv.writer(f)
         writer.writerow(names)
         writer.writerows(zip(*(columns[name] for name in names), strict=True))
@@ -571,10 +583,13 @@ def _write_parquet(path: str, columns: dict[str, Sequence]) -> bool:
         return False
     import pandas as pd
 
-    with atomic.replacing(path) as partial:
-        pd.DataFrame({name: list(values) for name, values in columns.items()}).to_parquet(
-            partial, index=False
-        )
+    try:
+        with atomic.replacing(path) as partial:
+            pd.DataFrame({name: list(values) for name, values in columns.items()}).to_parquet(
+                partial, index=False
+            )
+    except UnicodeEncodeError:  # a file name that is not UTF-8: Parquet strings must be
+        return False
     return True
 
 

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 
 from simclr_tf import atomic
+from simclr_tf.embed import display_path
 
 __all__ = ["THUMBNAIL_SIDE", "thumbnail_uri", "write_duplicates_report", "write_search_report"]
 
@@ -60,7 +61,8 @@ def thumbnail_uri(path: str, side: int = THUMBNAIL_SIDE) -> str | None:
     import tensorflow as tf
 
     try:
-        image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+        raw = tf.io.read_file(os.fsencode(path))
+        image = tf.io.decode_image(raw, channels=3, expand_animations=False)
     except (tf.errors.OpError, ValueError):
         return None
     height, width = int(image.shape[0]), int(image.shape[1])
@@ -75,11 +77,12 @@ def thumbnail_uri(path: str, side: int = THUMBNAIL_SIDE) -> str | None:
 
 def _figure(path: str, caption: str = "", css_class: str = "") -> str:
     uri = thumbnail_uri(path)
+    shown = display_path(path)
     # The file and its folder: the folder is often the class ("cat/0049.png").
     name = html.escape(
-        os.path.join(os.path.basename(os.path.dirname(path)), os.path.basename(path))
+        os.path.join(os.path.basename(os.path.dirname(shown)), os.path.basename(shown))
     )
-    title = html.escape(path, quote=True)
+    title = html.escape(shown, quote=True)
     picture = (
         f'<img src="{uri}" alt="{name}" title="{title}">'
         if uri
@@ -124,9 +127,9 @@ def write_search_report(
             _figure(match, f"<b>{rank}.</b> {score:.3f}" + (" (itself)" if match == query else ""))
             for rank, (match, score) in enumerate(matches, start=1)
         ]
+        heading = html.escape(display_path(query))
         sections.append(
-            f'<section><h2>{html.escape(query)}</h2><div class="row">{"".join(figures)}</div>'
-            "</section>"
+            f'<section><h2>{heading}</h2><div class="row">{"".join(figures)}</div></section>'
         )
     return _write(path, _page(title, note or f"{len(results)} queries", sections))
 

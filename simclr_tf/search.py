@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from simclr_tf import atomic
+from simclr_tf.embed import display_path
 from simclr_tf.similarity import DEFAULT_BLOCK_BYTES, normalize, top_k
 
 __all__ = [
@@ -101,7 +102,8 @@ class EmbeddingIndex:
         embeddings = np.load(
             os.path.join(folder, files["embeddings"]), mmap_mode="r" if mmap else None
         )
-        with open(os.path.join(folder, files["paths"]), newline="", encoding="utf-8") as handle:
+        table = os.path.join(folder, files["paths"])
+        with open(table, newline="", encoding="utf-8", errors="surrogateescape") as handle:
             rows = list(csv.DictReader(handle))
         expected = (manifest["count"], manifest["dim"])
         if embeddings.shape != expected or len(rows) != manifest["count"]:
@@ -353,7 +355,7 @@ def embed_images(
             found.extend(positions.numpy().tolist())
     missing = sorted(set(range(len(paths))) - set(found))
     if missing:
-        names = ", ".join(repr(paths[i]) for i in missing)
+        names = ", ".join(repr(display_path(paths[i])) for i in missing)
         raise ValueError(
             f"Not a readable image (PNG, JPEG, BMP, GIF or WebP): {names}. Pass image files."
         )
@@ -430,9 +432,9 @@ def _search(args: argparse.Namespace) -> int:
     for query, scores, found in zip(query_files, similarities, rows, strict=True):
         matches = [(index.paths[r], float(s)) for s, r in zip(scores, found, strict=True) if r >= 0]
         results.append((query, matches))
-        print(f"query: {query}")
+        print(f"query: {display_path(query)}")
         for rank, (path, score) in enumerate(matches, start=1):
-            print(f"  {rank:>3}  {score:.4f}  {path}")
+            print(f"  {rank:>3}  {score:.4f}  {display_path(path)}")
     if args.report:
         from simclr_tf import report
 

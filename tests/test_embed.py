@@ -58,7 +58,9 @@ def images(tmp_path_factory) -> str:
     (root / "dogs" / "grey.png").write_bytes(tf.io.encode_png(grey).numpy())
     (root / "dogs" / "copy-of-000.jpg").write_bytes((root / "dogs" / "000.jpg").read_bytes())
     (root / "cats" / "notes.txt").write_text("not an image")
-    (root / "cats" / "truncated.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(40))
+    # A valid header (the listing reads the image size from it) and then the file ends.
+    whole = tf.io.encode_png(x_test[COUNT + 2]).numpy()
+    (root / "cats" / "truncated.png").write_bytes(whole[:60])
     return str(root)
 
 
@@ -331,3 +333,27 @@ def test_kill_then_rerun_from_the_shell(encoder_path, images, tmp_path):
     assert finished.returncode == 0, finished.stderr
     assert "Continuing in" in finished.stdout
     assert len(np.load(tmp_path / "index" / "embeddings.npy", mmap_mode="r")) == COUNT + 3
+
+
+def test_file_names_that_are_not_utf8(encoder_path, tmp_path, capsys):
+    """A name whose bytes are not UTF-8 is embedded, kept exactly in paths.csv, and printed
+    with \\xNN."""
+    folder = tmp_path / "images"
+    folder.mkdir()
+    _, (x_test, _) = load_sample()
+    odd = os.path.join(os.fsencode(folder), b"caf\xe9.png")
+    with open(odd, "wb") as handle:
+        handle.write(tf.io.encode_png(x_test[0]).numpy())
+    (folder / "plain.png").write_bytes(tf.io.encode_png(x_test[1]).numpy())
+    out = str(tmp_path / "index")
+    assert embed.main(["--encoder", encoder_path, "--images", str(folder), "--out", out]) == 0
+    index = search.EmbeddingIndex.load(out)
+    assert sorted(os.fsencode(path) for path in index.paths) == sorted(
+        [odd, os.fsencode(folder / "plain.png")]
+    )
+    capsys.readouterr()
+    report = str(tmp_path / "search.html")
+    code = search.main(["--index", out, "--query", os.fsdecode(odd), "-k", "1", "--report", report])
+    assert code == 0
+    assert "caf\\xe9.png" in capsys.readouterr().out
+    assert "caf\\xe9.png" in open(report, encoding="utf-8").read()
