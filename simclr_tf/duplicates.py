@@ -140,25 +140,26 @@ def _approximate_pairs(vectors, threshold, kind, k, index):
 # -- command line -------------------------------------------------------------------------------
 
 
+def _cosine(text: str) -> float:
+    value = float(text)
+    if not -1.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"a cosine similarity is in [-1, 1]; received {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m simclr_tf.duplicates",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-        description="Find groups of near-duplicate images in an index (cosine >= threshold).",
+    from simclr_tf.search import index_parser
+
+    parser = index_parser(
+        "python -m simclr_tf.duplicates",
+        "Find groups of near-duplicate images in an index (cosine >= threshold).",
+        k_help="neighbours per image with --approximate",
+        approximate_help="compare each image with its -k approximate neighbours only (FAISS)",
     )
-    parser.add_argument("--index", required=True, help="index folder (python -m simclr_tf.embed)")
     parser.add_argument(
-        "--threshold", type=float, default=DEFAULT_THRESHOLD, help="smallest cosine similarity"
+        "--threshold", type=_cosine, default=DEFAULT_THRESHOLD, help="smallest cosine similarity"
     )
-    parser.add_argument(
-        "--approximate",
-        choices=("ivf", "hnsw"),
-        default=None,
-        help="compare each image with its -k approximate neighbours only (FAISS)",
-    )
-    parser.add_argument("-k", type=int, default=10, help="neighbours per image with --approximate")
     parser.add_argument("--json", default=None, help="write every group to this JSON file")
-    parser.add_argument("--report", default=None, help="write an HTML page with thumbnails here")
     parser.add_argument("--show", type=int, default=20, help="groups to print")
     return parser
 
@@ -217,17 +218,10 @@ def _find(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """The command line. Returns the exit code: 0, 2 for a user error (one ``error:`` line on
-    stderr; argparse exits with 2 itself for a bad flag)."""
-    from simclr_tf import cli
-    from simclr_tf.search import check_report_and_faiss
+    """The command line; returns the exit code (see :func:`simclr_tf.search.run_command_line`)."""
+    from simclr_tf.search import run_command_line
 
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not -1.0 <= args.threshold <= 1.0:
-        parser.error(f"--threshold is a cosine similarity in [-1, 1]; received {args.threshold}.")
-    check_report_and_faiss(parser, args)
-    return cli.run_command(lambda: _find(args))
+    return run_command_line(build_parser(), argv, _find)
 
 
 if __name__ == "__main__":

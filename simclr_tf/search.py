@@ -382,27 +382,36 @@ def _query_files(queries: Sequence[str]) -> list[str]:
 # -- command line -------------------------------------------------------------------------------
 
 
-def build_parser() -> argparse.ArgumentParser:
+def index_parser(
+    prog: str, description: str, k_help: str, approximate_help: str
+) -> argparse.ArgumentParser:
+    """A parser with the flags ``search`` and ``duplicates`` share: --index, -k, --approximate,
+    --report (checked by :func:`check_report_and_faiss`)."""
     parser = argparse.ArgumentParser(
-        prog="python -m simclr_tf.search",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-        description="Find the images of an index most similar to query images (cosine).",
+        prog=prog, description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
     parser.add_argument("--index", required=True, help="index folder (python -m simclr_tf.embed)")
+    parser.add_argument("-k", type=int, default=10, help=k_help)
+    parser.add_argument(
+        "--approximate", choices=APPROXIMATE_KINDS, default=None, help=approximate_help
+    )
+    parser.add_argument("--report", default=None, help="write an HTML page with thumbnails here")
+    return parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = index_parser(
+        "python -m simclr_tf.search",
+        "Find the images of an index most similar to query images (cosine).",
+        k_help="neighbours per query",
+        approximate_help="approximate search with FAISS (built once, then kept in the index)",
+    )
     parser.add_argument(
         "--query", required=True, nargs="+", help="query image file(s), or folders of them"
     )
-    parser.add_argument("-k", type=int, default=10, help="neighbours per query")
     parser.add_argument(
         "--encoder", default=None, help="the index's encoder export, if it moved since"
     )
-    parser.add_argument(
-        "--approximate",
-        choices=APPROXIMATE_KINDS,
-        default=None,
-        help="approximate search with FAISS (built once, then kept in the index folder)",
-    )
-    parser.add_argument("--report", default=None, help="write an HTML page with thumbnails here")
     return parser
 
 
@@ -450,15 +459,23 @@ def _search(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """The command line. Returns the exit code: 0, 2 for a user error (one ``error:`` line on
-    stderr; argparse exits with 2 itself for a bad flag)."""
+def run_command_line(parser: argparse.ArgumentParser, argv, body) -> int:
+    """Parses ``argv`` for ``search`` or ``duplicates`` and runs ``body(args)``.
+
+    Returns:
+        The exit code: 0, 2 for a user error (one ``error:`` line on stderr; argparse exits
+        with 2 itself for a bad flag).
+    """
     from simclr_tf import cli
 
-    parser = build_parser()
     args = parser.parse_args(argv)
     check_report_and_faiss(parser, args)
-    return cli.run_command(lambda: _search(args))
+    return cli.run_command(lambda: body(args))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The command line; returns the exit code (see :func:`run_command_line`)."""
+    return run_command_line(build_parser(), argv, _search)
 
 
 if __name__ == "__main__":
