@@ -32,7 +32,7 @@ from simclr_tf import train
 from simclr_tf.cli import run_command
 from simclr_tf.config import SimCLRConfig
 
-DEFAULT_PROTOCOLS = ("linear", "knn", "random_init", "quality")
+DEFAULT_PROTOCOLS = ("linear", "knn", "retrieval", "random_init", "quality")
 
 
 def run_main_job(

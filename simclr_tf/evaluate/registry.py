@@ -18,6 +18,7 @@ from simclr_tf.evaluate.linear import linear_protocol
 from simclr_tf.evaluate.options import EvaluationContext
 from simclr_tf.evaluate.quality import quality_protocol
 from simclr_tf.evaluate.random_init import random_init_protocol
+from simclr_tf.evaluate.retrieval import retrieval_protocol
 
 __all__ = [
     "DEFAULT_PROTOCOLS",
@@ -54,6 +55,7 @@ REGISTRY: dict[str, Protocol] = {
         Protocol("knn", knn_protocol, True, "weighted k-nearest-neighbour vote"),
         Protocol("finetune", finetune_protocol, True, "few-label fine-tuning vs. from scratch"),
         Protocol("random_init", random_init_protocol, True, "the same net with random weights"),
+        Protocol("retrieval", retrieval_protocol, True, "recall@k and mAP@k, test vs. train"),
         Protocol("quality", quality_protocol, False, "alignment, uniformity, collapse (no labels)"),
     )
 }

@@ -41,6 +41,14 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
     if knn:
         note = f"k = {knn['k']}, temperature {knn['temperature']:g}, cosine similarity"
         rows.append(("Weighted kNN", all_labels, knn["top1"], knn["seconds"], note))
+    retrieval = protocols.get("retrieval")
+    if retrieval:
+        last = retrieval["ks"][-1]
+        note = (
+            f"recall@1 of test images against the training images; mAP@{last} "
+            f"{retrieval[f'map@{last}']:.3f}, precision@{last} {retrieval[f'precision@{last}']:.3f}"
+        )
+        rows.append(("Retrieval", all_labels, retrieval["recall@1"], retrieval["seconds"], note))
     random_init = protocols.get("random_init")
     if random_init:
         rows.append(

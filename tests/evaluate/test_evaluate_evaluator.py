@@ -109,9 +109,16 @@ def test_protocol_names_are_checked_and_cleaned():
 
 
 def test_registry_names_every_protocol_once():
-    assert evaluate.PROTOCOLS == ("linear", "knn", "finetune", "random_init", "quality")
+    assert evaluate.PROTOCOLS == (
+        "linear",
+        "knn",
+        "finetune",
+        "random_init",
+        "retrieval",
+        "quality",
+    )
     assert set(evaluate.DEFAULT_PROTOCOLS) <= set(evaluate.PROTOCOLS)
-    assert evaluate.LABELED_PROTOCOLS == ("linear", "knn", "finetune", "random_init")
+    assert evaluate.LABELED_PROTOCOLS == ("linear", "knn", "finetune", "random_init", "retrieval")
     for name, protocol in evaluate.REGISTRY.items():
         assert protocol.name == name and callable(protocol.run) and protocol.description
 
