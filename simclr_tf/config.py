@@ -135,6 +135,18 @@ class SimCLRConfig:
         default=True,
     )
     jit_compile: bool = _help("Compile the training step with XLA.", default=False)
+    cpu_replicas: int = _help(
+        "Split the CPU into this many logical devices and mirror the training over them, to "
+        "try multi-replica training without GPUs (0: off). Needs a machine without visible "
+        "GPUs, and must take effect before TensorFlow starts (it does from the command line).",
+        default=0,
+    )
+    steps_per_execution: int = _help(
+        "Optimizer steps per call of the compiled training function (as in Keras' "
+        "Model.compile): more steps per call means fewer device-to-host copies and Python "
+        "round trips.",
+        default=1,
+    )
 
     # Bookkeeping
     seed: int = _help("Seed of every random choice: weights, data order, augmentation.", default=0)
@@ -173,7 +185,15 @@ class SimCLRConfig:
                 raise ValueError(
                     f"{name} must be one of {', '.join(allowed)}; received {name}={value!r}."
                 )
-        positive = ("image_size", "width", "projection_dim", "batch_size", "epochs", "temperature")
+        positive = (
+            "image_size",
+            "width",
+            "projection_dim",
+            "batch_size",
+            "epochs",
+            "temperature",
+            "steps_per_execution",
+        )
         for name in positive:
             value = getattr(self, name)
             if not value > 0:
@@ -188,6 +208,7 @@ class SimCLRConfig:
             "warmup_epochs",
             "checkpoint_every",
             "color_strength",
+            "cpu_replicas",
         )
         for name in non_negative:
             value = getattr(self, name)
