@@ -341,6 +341,24 @@ class Pretrainer:
         rows = self._train_steps(iterator, tf.constant(count, tf.int32)).numpy()
         return [dict(zip(STEP_METRICS, map(float, row), strict=True)) for row in rows]
 
+    def steps_per_call(self, step: int, end: int) -> int:
+        """How many steps the next :meth:`train_steps` call takes from ``step``.
+
+        At most ``config.steps_per_execution``, none past ``end``, and the call ends on a
+        checkpoint step (a multiple of ``config.checkpoint_every``), so that the callbacks of
+        that step see, and a checkpoint saves, the weights of that very step.
+
+        Args:
+            step: the run's step before the call.
+            end: the step to stop at (the end of the epoch or of the run).
+
+        Returns:
+            The count, >= 1 when ``step < end``.
+        """
+        count = min(self.config.steps_per_execution, end - step)
+        every = self.config.checkpoint_every
+        return min(count, every - step % every) if every else count
+
     # -- the loop ---------------------------------------------------------------------------
 
     def epoch_batches(

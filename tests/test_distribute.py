@@ -383,6 +383,11 @@ def test_train_steps_runs_several_steps_in_one_call_like_single_steps(tmp_path):
         assert single.keys() == several.keys()
         for key in single:
             np.testing.assert_allclose(several[key], single[key], rtol=1e-5, err_msg=key)
+    # Calls of at most 8 steps that end on every checkpoint step (5, 10) and at the end (12).
+    trainer.config = trainer.config.replace(steps_per_execution=8, checkpoint_every=5)
+    assert [trainer.steps_per_call(step, 12) for step in (0, 5, 10)] == [5, 5, 2]
+    trainer.config = trainer.config.replace(checkpoint_every=0)
+    assert [trainer.steps_per_call(step, 12) for step in (0, 8)] == [8, 4]
 
 
 # -- 10. CPU replicas ---------------------------------------------------------------------------
