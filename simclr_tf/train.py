@@ -234,10 +234,12 @@ class Pretrainer:
         )
         self.optimizer.build(self.trainable_variables)
         # Without synchronised BatchNorm each replica moves its own copy of the moving
-        # statistics; they are averaged after every step (empty list on one replica).
+        # statistics; they are averaged after every step (nothing to average otherwise).
         models = [self.encoder, self.projection_head, *([self.probe] if self.probe else [])]
         self._replica_statistics = (
-            distribute.replica_local_statistics(models) if self.num_replicas > 1 else []
+            distribute.replica_local_statistics(models)
+            if self.num_replicas > 1 and not sync
+            else []
         )
 
     # -- one step ---------------------------------------------------------------------------

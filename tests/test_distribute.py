@@ -356,6 +356,11 @@ def test_one_and_two_replicas_give_the_same_losses_with_the_real_augmentation(
         trainer = train.Pretrainer(config, len(images), 10, strategy=strategy)
         runs.append([row["loss"] for row in _step_rows(trainer, images, labels)])
     np.testing.assert_allclose(runs[1], runs[0], atol=1e-4)
+    # Synchronised BatchNorm moves every replica's statistics alike: nothing to average.
+    assert not trainer._replica_statistics
+    for variable in trainer.encoder.non_trainable_variables:
+        first, second = _local(two_replicas, variable.value)
+        np.testing.assert_allclose(first, second, rtol=1e-6, err_msg=variable.path)
 
 
 def _step_rows(trainer, images, labels):
