@@ -141,6 +141,18 @@ class SimCLRConfig:
         default=True,
     )
     jit_compile: bool = _help("Compile the training step with XLA.", default=False)
+    cpu_replicas: int = _help(
+        "Split the CPU into this many logical devices and mirror the training over them, to "
+        "try multi-replica training without GPUs (0: off). Needs a machine without visible "
+        "GPUs, and must take effect before TensorFlow starts (it does from the command line).",
+        default=0,
+    )
+    steps_per_execution: int = _help(
+        "Optimizer steps per call of the compiled training function (as in Keras' "
+        "Model.compile): more steps per call means fewer device-to-host copies and Python "
+        "round trips.",
+        default=1,
+    )
 
     # Bookkeeping
     seed: int = _help("Seed of every random choice: weights, data order, augmentation.", default=0)
@@ -274,6 +286,8 @@ _RANGES: dict[str, tuple[float | None, float | None, bool, bool, str]] = {
     "representation_dim": (0, None, False, False, ""),
     "steps": (0, None, False, False, ""),
     "max_image_pixels": (0, None, False, False, ""),
+    "cpu_replicas": (0, None, False, False, ""),
+    "steps_per_execution": (1, None, False, False, ""),
     "lr": (0.0, None, False, False, ""),
     "weight_decay": (0.0, None, False, False, ""),
     "momentum": (0.0, 1.0, False, True, ""),

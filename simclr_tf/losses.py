@@ -17,15 +17,17 @@ The *contrastive accuracy* is the fraction of anchors whose positive has the hig
 among the 2N - 1 candidates: it is what the loss trains, and it is a cheap progress signal.
 
 Several replicas (``tf.distribute``). Called inside ``strategy.run`` with R replicas that each
-hold n = N / R images, the loss gathers the projections of every replica
-(``ReplicaContext.all_gather``), so each local anchor is contrasted against the 2N - 2 negatives
-of the *global* batch, exactly as on one device. The convention is:
+hold n = N / R images (replica r the block ``[r n, (r + 1) n)`` of the global batch), the loss
+gathers the projections of every replica (:func:`simclr_tf.distribute.all_gather`, an
+all-gather built from an all-reduce so that a ``jit_compile=True`` step compiles), so each local
+anchor is contrasted against the 2N - 2 negatives of the *global* batch, exactly as on one
+device. The convention is:
 
 * each replica returns the mean of ``l`` over its own 2n local anchors;
 * the mean of the R replica losses therefore equals the single-device loss on the global batch;
 * the training loop divides each replica's loss by R before taking gradients, and the optimizer
   sums the gradients over replicas (as Keras optimizers do under a strategy). The result is the
-  single-device gradient: ``all_gather``'s gradient sums, over replicas, the gradient flowing
+  single-device gradient: the all-gather's gradient sums, over replicas, the gradient flowing
   back into each replica's slice of the gathered tensor, so the gradients reaching replica r's
   ``z`` include the terms where r's views serve as negatives for the other replicas' anchors.
 
@@ -39,6 +41,8 @@ from __future__ import annotations
 import numbers
 
 import tensorflow as tf
+
+from simclr_tf.distribute import all_gather, replica_block
 
 # Added to an anchor's similarity with itself so that it never wins the softmax or the argmax.
 # Large enough to give exp(.) = 0 in float32, small enough not to overflow.
@@ -108,17 +112,12 @@ def nt_xent_loss(
 
     # Candidates: [z1 of all replicas; z2 of all replicas], 2N rows (N = n on one device).
     # replica_offset: where this replica's images start among the N of the global batch.
-    context = tf.distribute.get_replica_context()
-    if context is not None and context.num_replicas_in_sync > 1:
-        first_views = context.all_gather(anchors[:local_size], axis=0)
-        second_views = context.all_gather(anchors[local_size:], axis=0)
-        candidates = tf.concat([first_views, second_views], 0)
-        replica_id = tf.cast(context.replica_id_in_sync_group, tf.int32)
-        replica_offset = replica_id * local_size
-    else:
-        candidates = anchors
-        replica_offset = tf.constant(0, tf.int32)
-    global_size = tf.shape(candidates)[0] // 2  # N
+    # One all-gather of the anchors gives [z1_r; z2_r] replica by replica: [R, 2, n, D],
+    # transposed to [2, R, n, D].
+    replica_offset, global_size = replica_block(local_size)
+    dim = tf.shape(anchors)[1]
+    gathered = tf.reshape(all_gather(anchors), [-1, 2, local_size, dim])
+    candidates = tf.reshape(tf.transpose(gathered, [1, 0, 2, 3]), [-1, dim])
 
     temperature = tf.cast(temperature, tf.float32)
     logits = tf.matmul(anchors, candidates, transpose_b=True) / temperature  # [2n, 2N]

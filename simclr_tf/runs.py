@@ -65,10 +65,20 @@ METRIC_COLUMNS = (
     "alignment",
     "uniformity",
     "embedding_std",
+    "loss_scale",
+    "skipped_steps",
 )
 """Columns of ``metrics.csv``, one row per epoch."""
 
-STEP_COLUMNS = ("step", "loss", "contrastive_accuracy", "probe_accuracy", "learning_rate")
+STEP_COLUMNS = (
+    "step",
+    "loss",
+    "contrastive_accuracy",
+    "probe_accuracy",
+    "learning_rate",
+    "loss_scale",
+    "skipped_steps",
+)
 """Columns of ``steps.csv``, one row per step."""
 
 ARCHITECTURE_FIELDS = (

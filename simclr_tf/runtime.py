@@ -4,6 +4,10 @@ Nothing here changes the maths of SimCLR; it only decides the hardware. The same
 runs on one CPU, one GPU, several GPUs (``MirroredStrategy``), several machines
 (``MultiWorkerMirroredStrategy``) or a TPU (``TPUStrategy``).
 
+:func:`configure_cpu_replicas` splits the CPU into logical devices (``--cpu_replicas``), so that
+multi-replica training can be tried on a laptop; :func:`is_chief` says which process of a
+multi-worker run writes the run's files.
+
 Two habits matter when several notebooks or processes share a GPU:
 
 * :func:`configure_devices` turns on memory growth, so TensorFlow takes GPU memory as it needs
@@ -43,6 +47,68 @@ def configure_devices(memory_growth: bool = True) -> list[tf.config.PhysicalDevi
     return gpus
 
 
+def configure_cpu_replicas(count: int) -> list[tf.config.LogicalDevice]:
+    """Splits the CPU into ``count`` logical devices, to mirror training over them.
+
+    Several replicas on one CPU run the multi-replica code (all-gathered negatives,
+    synchronised BatchNorm, loss scaling agreed between replicas) on a laptop; they share the
+    CPU's cores, so they are no faster than one. TensorFlow fixes its devices when it first
+    uses them, so this must run before anything else touches TensorFlow.
+
+    Args:
+        count: logical CPU devices (>= 1).
+
+    Returns:
+        The logical CPU devices, ``count`` of them.
+
+    Raises:
+        ValueError: if ``count`` < 1, or if TensorFlow has already initialised another number
+            of logical CPUs.
+    """
+    if count < 1:
+        raise ValueError(f"cpu_replicas must be >= 1 here; received cpu_replicas={count!r}.")
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    try:
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(count)]
+        )
+    except RuntimeError:  # already initialised: fine only if it is already split that way
+        pass
+    devices = tf.config.list_logical_devices("CPU")
+    if len(devices) != count:
+        raise ValueError(
+            f"cpu_replicas={count} cannot take effect: TensorFlow has already initialised "
+            f"{len(devices)} logical CPU device(s) in this process. Set it before anything "
+            "uses TensorFlow (at the start of the process, e.g. python -m simclr_tf.train "
+            f"--cpu_replicas={count}), or call runtime.configure_cpu_replicas({count}) first."
+        )
+    return devices
+
+
+def is_chief(strategy: tf.distribute.Strategy | None = None) -> bool:
+    """Whether this process is the one that writes a run's files (checkpoints, logs, export).
+
+    With ``MultiWorkerMirroredStrategy`` every worker trains, but only the chief (task
+    ``chief``, or ``worker`` 0 when the cluster has no chief) should write; the others would
+    overwrite the same files. Every other strategy runs in one process, the chief.
+
+    Args:
+        strategy: the run's strategy; the current one by default.
+
+    Returns:
+        True for the chief.
+    """
+    strategy = strategy or tf.distribute.get_strategy()
+    resolver = getattr(strategy, "cluster_resolver", None)
+    task_type = getattr(resolver, "task_type", None)
+    if task_type is None:
+        return True
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return task_type == "chief" or (
+        task_type == "worker" and resolver.task_id == 0 and not has_chief
+    )
+
+
 def device_summary() -> str:
     """One line saying which hardware TensorFlow will use, for notebooks and logs."""
     gpus = configure_devices()
@@ -73,7 +139,24 @@ def cpu_name() -> str:
     return platform.processor() or "unknown CPU"
 
 
-def make_strategy(name: str = "auto") -> tf.distribute.Strategy:
+def _cpu_mirrored(name: str, cpu_replicas: int, gpus: list) -> tf.distribute.Strategy:
+    """``MirroredStrategy`` over ``cpu_replicas`` logical CPUs (see :func:`make_strategy`)."""
+    if name not in ("auto", "mirrored"):
+        raise ValueError(
+            f"cpu_replicas={cpu_replicas} mirrors over logical CPUs, which needs "
+            f"--strategy=auto or mirrored; received strategy={name!r}."
+        )
+    if gpus:
+        raise ValueError(
+            f"cpu_replicas={cpu_replicas} splits the CPU, but {len(gpus)} GPU(s) are visible "
+            "and would be left idle. Drop --cpu_replicas (the GPUs are mirrored over), or hide "
+            "the GPUs with CUDA_VISIBLE_DEVICES= to try CPU replicas."
+        )
+    devices = configure_cpu_replicas(cpu_replicas)
+    return tf.distribute.MirroredStrategy(devices=[device.name for device in devices])
+
+
+def make_strategy(name: str = "auto", cpu_replicas: int = 0) -> tf.distribute.Strategy:
     """Creates the ``tf.distribute`` strategy named by the config's ``strategy`` field.
 
     Args:
@@ -82,14 +165,21 @@ def make_strategy(name: str = "auto") -> tf.distribute.Strategy:
             ``"mirrored"`` (all GPUs, or all logical CPUs when there is no GPU: useful for
             testing multi-replica code on a CPU), ``"multi_worker"`` (reads ``TF_CONFIG``) or
             ``"tpu"``.
+        cpu_replicas: with ``"auto"`` or ``"mirrored"`` and more than 0, split the CPU into
+            that many logical devices (:func:`configure_cpu_replicas`) and mirror over them;
+            0 leaves the devices as they are.
 
     Returns:
         The strategy. Build models and optimizers inside ``strategy.scope()``.
 
     Raises:
-        ValueError: for an unknown name, or ``"tpu"`` when no TPU can be reached.
+        ValueError: for an unknown name, ``"tpu"`` when no TPU can be reached, or
+            ``cpu_replicas`` with another strategy, with GPUs visible, or too late to split
+            the CPU.
     """
     gpus = configure_devices()
+    if cpu_replicas:
+        return _cpu_mirrored(name, cpu_replicas, gpus)
     if name == "auto":
         return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
     if name == "default":

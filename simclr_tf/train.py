@@ -43,7 +43,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from simclr_tf import runtime
+from simclr_tf import distribute, runtime
 from simclr_tf.augment import AugmentConfig, two_views
 from simclr_tf.callbacks import (
     Callback,
@@ -59,10 +59,11 @@ from simclr_tf.callbacks import (
 )
 from simclr_tf.cli import run_command
 from simclr_tf.config import SimCLRConfig, build_parser, config_from_args
-from simclr_tf.data.batches import epoch_batches
+from simclr_tf.data.batches import epoch_batches, resize_images
 from simclr_tf.data.sources import ArrayImages, TrainingImages, training_images
 from simclr_tf.evaluate.quality import two_view_quality
 from simclr_tf.export import export_encoder
+from simclr_tf.loss_scale import LossScaleOptimizer, current_loss_scale, skipped_steps
 from simclr_tf.losses import nt_xent_loss
 from simclr_tf.models import encoder_from_config, initialize_weights, projection_head_from_config
 from simclr_tf.optim import WarmupCosineDecay, build_optimizer, scaled_learning_rate
@@ -94,6 +95,19 @@ __all__ = [
 QUALITY_IMAGES = 256
 """Training images on which each epoch measures alignment, uniformity and embedding std."""
 
+STEP_METRICS = (
+    "loss",
+    "contrastive_accuracy",
+    "probe_accuracy",
+    "loss_scale",
+    "learning_rate",
+    "skipped_steps",
+)
+"""What every training step returns (:meth:`Pretrainer.train_step`), in this order."""
+
+LAST_VALUE_METRICS = ("loss_scale", "skipped_steps")
+"""Step metrics that an epoch's row takes from its last step instead of averaging."""
+
 
 def augment_config_for(config: SimCLRConfig) -> AugmentConfig:
     """The augmentation settings a run uses (see :meth:`SimCLRConfig.augment_config`)."""
@@ -110,6 +124,16 @@ def _check_batch(config: SimCLRConfig, num_examples: int, num_replicas: int) -> 
         raise ValueError(
             f"batch_size={config.batch_size} is larger than the data set "
             f"({num_examples} images); lower --batch_size."
+        )
+
+
+def _check_jit(config: SimCLRConfig, strategy: tf.distribute.Strategy) -> None:
+    if config.jit_compile and not distribute.xla_compiles_collectives(strategy):
+        raise ValueError(
+            f"jit_compile=True with {strategy.num_replicas_in_sync} replicas on CPU devices: "
+            "TensorFlow compiles cross-replica operations (gathered negatives, synchronised "
+            "BatchNorm, summed gradients) with XLA only on GPUs and TPUs. Drop --jit_compile "
+            "(the augmentation is still compiled on its own) or train on GPUs."
         )
 
 
@@ -146,9 +170,10 @@ class Pretrainer:
         strategy: tf.distribute.Strategy | None = None,
     ) -> None:
         self.config = config.validate()
-        self.strategy = strategy or runtime.make_strategy(config.strategy)
+        self.strategy = strategy or runtime.make_strategy(config.strategy, config.cpu_replicas)
         self.num_replicas = self.strategy.num_replicas_in_sync
         _check_batch(config, num_examples, self.num_replicas)
+        _check_jit(config, self.strategy)
         self.num_examples = num_examples
         self.steps_per_epoch = num_examples // config.batch_size
         self.total_steps = config.epochs * self.steps_per_epoch
@@ -172,6 +197,7 @@ class Pretrainer:
             **({"probe": self.probe} if self.probe else {}),
         )
         self._train_step = tf.function(self._distributed_step)
+        self._train_steps = tf.function(self._distributed_steps)
         self._replica_fn = (
             tf.function(self._replica_step, jit_compile=True)
             if config.jit_compile
@@ -185,6 +211,16 @@ class Pretrainer:
     def _build(self, num_classes: int | None) -> None:
         """Models, optimizer and step counter, inside the strategy's scope; weights seeded."""
         config = self.config
+        # The one step counter: every batch trained on, skipped for an overflow or not. The
+        # learning-rate schedule and the augmentation follow it (not optimizer.iterations,
+        # which counts only the updates applied), so both match the logged learning rate.
+        self.step = tf.Variable(
+            0,
+            dtype=tf.int64,
+            trainable=False,
+            name="step",
+            aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
+        )
         sync = config.sync_batchnorm and self.num_replicas > 1
         self.encoder = initialize_weights(encoder_from_config(config, sync), config.seed)
         representation_dim = int(self.encoder.output.shape[-1])
@@ -197,10 +233,13 @@ class Pretrainer:
                 _online_probe(representation_dim, num_classes), config.seed + 2
             )
         optimizer = build_optimizer(
-            config.optimizer, self.learning_rate, config.weight_decay, config.momentum
+            config.optimizer,
+            lambda: self.learning_rate(self.step),
+            config.weight_decay,
+            config.momentum,
         )
         if config.precision == "mixed_float16":
-            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+            optimizer = LossScaleOptimizer(optimizer)
         self.optimizer = optimizer
         self.trainable_variables = (
             self.encoder.trainable_variables
@@ -208,12 +247,13 @@ class Pretrainer:
             + (self.probe.trainable_variables if self.probe else [])
         )
         self.optimizer.build(self.trainable_variables)
-        self.step = tf.Variable(
-            0,
-            dtype=tf.int64,
-            trainable=False,
-            name="step",
-            aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
+        # Without synchronised BatchNorm each replica moves its own copy of the moving
+        # statistics; they are averaged after every step (nothing to average otherwise).
+        models = [self.encoder, self.projection_head, *([self.probe] if self.probe else [])]
+        self._replica_statistics = (
+            distribute.replica_local_statistics(models)
+            if self.num_replicas > 1 and not sync
+            else []
         )
 
     # -- one step ---------------------------------------------------------------------------
@@ -230,9 +270,8 @@ class Pretrainer:
 
     def _replica_step(self, images: tf.Tensor, labels: tf.Tensor) -> dict[str, tf.Tensor]:
         """Runs on every replica: augment, encode, project, loss, gradients, update."""
-        if images.shape[1] != self.config.image_size or images.shape[2] != self.config.image_size:
-            images = tf.image.resize(images, [self.config.image_size] * 2, antialias=True)
-        # The views depend on (seed, step) only; two_views folds in the replica id itself.
+        self._check_image_size(images)
+        # The views depend on (seed, step) and each image's position in the global batch only.
         view1, view2 = two_views(images, self.config.seed, self.step, self.augment_config)
         with tf.GradientTape() as tape:
             h = self.encoder(tf.concat([view1, view2], axis=0), training=True)
@@ -247,12 +286,24 @@ class Pretrainer:
             # Gradients are summed over replicas, so each contributes 1/replicas of the mean.
             scaled = self.optimizer.scale_loss(total / self.num_replicas)
         gradients = tape.gradient(scaled, self.trainable_variables)
+        loss_scale = current_loss_scale(self.optimizer)
         self.optimizer.apply(gradients, self.trainable_variables)
+        distribute.average_over_replicas(self._replica_statistics)
         return {
             "loss": loss,
             "contrastive_accuracy": accuracy,
             "probe_accuracy": probe_accuracy,
+            "loss_scale": loss_scale,
         }
+
+    def _check_image_size(self, images: tf.Tensor) -> None:
+        size = self.config.image_size
+        if images.shape[1] != size or images.shape[2] != size:
+            raise ValueError(
+                f"The training step takes {size}x{size} images (image_size={size}); received "
+                f"a batch of shape {images.shape}. Resize in the input pipeline "
+                "(Pretrainer.epoch_batches does, with simclr_tf.data.batches.resize_images)."
+            )
 
     def _distributed_step(self, images: tf.Tensor, labels: tf.Tensor) -> dict[str, tf.Tensor]:
         per_replica = self.strategy.run(self._replica_fn, args=(images, labels))
@@ -262,22 +313,103 @@ class Pretrainer:
         }
         metrics["learning_rate"] = self.learning_rate(self.step)
         self.step.assign_add(1)
+        metrics["skipped_steps"] = skipped_steps(self.optimizer, self.step)
         return metrics
 
+    def _distributed_steps(self, iterator: Any, count: tf.Tensor) -> tf.Tensor:
+        """``count`` steps on the next batches of ``iterator``: float32 ``[count, metrics]``."""
+        rows = tf.TensorArray(tf.float32, size=count)
+        for index in tf.range(count):
+            images, labels = next(iterator)
+            metrics = self._distributed_step(images, labels)
+            rows = rows.write(index, tf.stack([metrics[name] for name in STEP_METRICS]))
+        return rows.stack()
+
     def train_step(self, images: Any, labels: Any = None) -> dict[str, float]:
-        """One optimisation step on one (distributed) batch; returns the metrics as floats."""
+        """One optimisation step on one (distributed) batch; returns the metrics as floats.
+
+        A plain batch (an array or a tensor) of another size than ``config.image_size`` is
+        resized first, on the host (:func:`~simclr_tf.data.batches.resize_images`).
+        """
+        if isinstance(images, (np.ndarray, tf.Tensor)):
+            images = resize_images(images, self.config.image_size)
         if labels is None:
             labels = tf.zeros(tf.shape(images)[:1], tf.int32)
         metrics = self._train_step(images, labels)
         return {name: float(value) for name, value in metrics.items()}
 
+    def train_steps(self, iterator: Any, count: int) -> list[dict[str, float]]:
+        """``count`` optimisation steps in one call of the compiled function.
+
+        The steps run in a loop inside one ``tf.function`` (as Keras' ``steps_per_execution``
+        does), and their metrics come back in one device-to-host copy, so a call costs one
+        Python round trip however many steps it takes. Traced once for every ``count``.
+
+        Args:
+            iterator: an iterator over the (distributed) batches, e.g.
+                ``iter(pretrainer.distributed_batches(source, epoch))``; it must hold at
+                least ``count`` more batches.
+            count: the number of steps (>= 1).
+
+        Returns:
+            The metrics of each step, in order, as :meth:`train_step` returns them.
+        """
+        rows = self._train_steps(iterator, tf.constant(count, tf.int32)).numpy()
+        return [dict(zip(STEP_METRICS, map(float, row), strict=True)) for row in rows]
+
+    def steps_per_call(self, step: int, end: int) -> int:
+        """How many steps the next :meth:`train_steps` call takes from ``step``.
+
+        At most ``config.steps_per_execution``, none past ``end``, and the call ends on a
+        checkpoint step (a multiple of ``config.checkpoint_every``), so that the callbacks of
+        that step see, and a checkpoint saves, the weights of that very step.
+
+        Args:
+            step: the run's step before the call.
+            end: the step to stop at (the end of the epoch or of the run).
+
+        Returns:
+            The count, >= 1 when ``step < end``.
+        """
+        count = min(self.config.steps_per_execution, end - step)
+        every = self.config.checkpoint_every
+        return min(count, every - step % every) if every else count
+
     # -- the loop ---------------------------------------------------------------------------
 
-    def epoch_batches(self, source: TrainingImages, epoch: int, skip: int = 0) -> tf.data.Dataset:
+    def epoch_batches(
+        self,
+        source: TrainingImages,
+        epoch: int,
+        skip: int = 0,
+        input_context: tf.distribute.InputContext | None = None,
+    ) -> tf.data.Dataset:
         """The batches of ``epoch`` in an order fixed by ``(seed, epoch)``, minus the first
-        ``skip`` (already trained on before a resume). Yields ``(images, labels)``."""
+        ``skip`` (already trained on before a resume), resized to ``config.image_size``.
+        Yields ``(images, labels)``: global batches, or with an ``input_context`` one input
+        pipeline's per-replica batches (see :func:`simclr_tf.data.batches.epoch_batches`)."""
         return epoch_batches(
-            source, self.config.batch_size, self.config.seed, epoch, skip, self.steps_per_epoch
+            source,
+            self.config.batch_size,
+            self.config.seed,
+            epoch,
+            skip,
+            self.steps_per_epoch,
+            image_size=self.config.image_size,
+            input_context=input_context,
+        )
+
+    def distributed_batches(
+        self, source: TrainingImages, epoch: int, skip: int = 0
+    ) -> tf.distribute.DistributedDataset:
+        """:meth:`epoch_batches` sharded over the strategy's input pipelines and replicas.
+
+        Each worker reads only its block of every global batch; replica r of R gets images
+        ``[r n, (r + 1) n)`` of the global batch, the same batches in the same order whatever
+        the number of workers and devices.
+        """
+        return self.strategy.distribute_datasets_from_function(
+            lambda context: self.epoch_batches(source, epoch, skip, context)
         )
 
     def default_callbacks(
@@ -388,9 +520,7 @@ class Pretrainer:
         steps = min(self.steps_per_epoch, self.total_steps - first)
         callbacks.on_epoch_begin(epoch, steps, skip)
         meter = _EpochMeter(self.config.batch_size)
-        batches = self.strategy.experimental_distribute_dataset(
-            self.epoch_batches(source, epoch, skip)
-        )
+        batches = self.distributed_batches(source, epoch, skip)
         for batch_images, batch_labels in batches:
             if int(self.step.numpy()) >= self.total_steps:
                 break
@@ -430,7 +560,8 @@ class _EpochMeter:
 
     Throughput is wall time between the ends of consecutive steps, so it includes waiting for
     data, logging and checkpoints; the first step of the epoch (tracing, iterator start) is
-    left out.
+    left out. The loss scale and the count of skipped steps are not averaged: the row has
+    their values at the epoch's last step (:data:`LAST_VALUE_METRICS`).
     """
 
     def __init__(self, batch_size: int) -> None:
@@ -441,6 +572,7 @@ class _EpochMeter:
         self.timed_seconds = 0.0
         self.start = time.perf_counter()
         self.last_tick: float | None = None
+        self.last: dict[str, float] = {}
 
     def add(self, metrics: dict[str, float]) -> None:
         """Counts one step; adds ``images_per_second`` (so far this epoch) to ``metrics``."""
@@ -451,6 +583,7 @@ class _EpochMeter:
         self.last_tick = tick
         for name, value in metrics.items():
             self.sums[name] = self.sums.get(name, 0.0) + value
+        self.last = dict(metrics)
         self.steps += 1
         metrics["images_per_second"] = self.images_per_second
 
@@ -461,6 +594,7 @@ class _EpochMeter:
     def row(self, epoch: int, step: int) -> dict[str, float]:
         """The epoch's means, with its number, last step, throughput and duration."""
         row = {name: total / self.steps for name, total in self.sums.items()}
+        row.update({name: self.last[name] for name in LAST_VALUE_METRICS if name in self.last})
         row.update(
             epoch=epoch,
             step=step,

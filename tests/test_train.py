@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 
 from simclr_tf import train
-from simclr_tf.augment import AugmentConfig, two_views
+from simclr_tf.augment import two_views
 from simclr_tf.config import preset
 from simclr_tf.data.sources import ArrayImages
 
@@ -125,26 +125,19 @@ def test_jit_compiled_step_matches_eager_loss(tmp_path):
     np.testing.assert_allclose(results[0], results[1], rtol=1e-4)
 
 
-def test_two_replicas_match_one_device(tmp_path):
+def test_two_replicas_match_one_device(tmp_path, two_replicas):
     """Global batch over 2 logical CPUs, all-gathered negatives and synchronised BatchNorm give
-    the same loss and the same updated weights as one device on the same batch."""
+    the same loss and the same updated weights as one device on the same batch, with the real
+    augmentation (each image's views depend on its place in the global batch, not on the
+    replica that holds it)."""
     images, labels = _images(32)
-    identity = AugmentConfig.preset(
-        "cifar", crop_area=(1.0, 1.0), flip_prob=0.0, color_prob=0.0, grayscale_prob=0.0
-    )
     results = []
-    for strategy_name in ("default", "mirrored"):
+    one_cpu = tf.distribute.OneDeviceStrategy("/cpu:0")  # also on a machine with a GPU
+    for name, strategy in (("one", one_cpu), ("two", two_replicas)):
         # Plain SGD: the weight change is the gradient itself (Adam's first step would turn
         # float rounding in near-zero gradients into full-size sign flips).
-        config = _config(
-            tmp_path,
-            strategy=strategy_name,
-            optimizer="sgd",
-            lr=0.5,
-            out_dir=str(tmp_path / strategy_name),
-        )
-        trainer = train.Pretrainer(config, num_examples=len(images), num_classes=10)
-        trainer.augment_config = identity  # views equal to the images: no randomness left
+        config = _config(tmp_path, optimizer="sgd", lr=0.5, out_dir=str(tmp_path / name))
+        trainer = train.Pretrainer(config, len(images), num_classes=10, strategy=strategy)
         batch = tf.data.Dataset.from_tensor_slices((images[:16], labels[:16])).batch(16)
         distributed = next(iter(trainer.strategy.experimental_distribute_dataset(batch)))
         metrics = trainer.train_step(*distributed)

@@ -34,7 +34,9 @@ runs inside the training step, on the same device, fast enough to be a small par
   ``tf.random.stateless_*`` ops. ``two_views(images, seed, step)`` folds the training step
   into the seed, so the same (seed, step) always gives the same views, on every run, inside
   ``tf.function`` with or without ``jit_compile=True`` (the random bits are the same with and
-  without XLA).
+  without XLA). Under a ``tf.distribute`` strategy an image's parameters depend on its place
+  in the *global* batch, not on the replica that holds it, so one device and several make the
+  same views of a batch.
 
 By default (``AugmentConfig.jit_compile``) the augmentation is compiled by XLA as its own
 cluster even when the training step is not (see :mod:`~simclr_tf.augment.views`).

@@ -9,7 +9,7 @@ import keras
 import tensorflow as tf
 
 from simclr_tf.augment.config import AugmentConfig
-from simclr_tf.augment.seeds import replica_seed, seed_pair
+from simclr_tf.augment.seeds import seed_pair
 from simclr_tf.augment.views import augment_batch, to_unit_range
 
 
@@ -20,7 +20,8 @@ class SimCLRAugmentation(keras.layers.Layer):
     The layer keeps a step counter (a non-trainable int64 weight) that is folded into its
     seed and increased by one on every training call, so successive calls give different
     views and a layer built with the same seed gives the same sequence of views. No seed
-    value is baked into a traced graph.
+    value is baked into a traced graph. Inside ``strategy.run`` each replica's input is taken
+    to be its block of the global batch (see :func:`~simclr_tf.augment.views.augment_batch`).
 
     With ``training=False`` the layer only converts to float32 in [0, 1] (and resizes to
     ``config.output_size`` when it is set). ``training`` defaults to True, as in Keras's own
@@ -56,7 +57,7 @@ class SimCLRAugmentation(keras.layers.Layer):
         seed = tf.random.experimental.stateless_fold_in(
             seed_pair(self.seed), tf.cast(step, tf.int64), alg="philox"
         )
-        return augment_batch(inputs, replica_seed(seed), self.config)
+        return augment_batch(inputs, seed, self.config)
 
     def compute_output_shape(self, input_shape: Any) -> tuple[Any, ...]:
         size = self.config.output_size

@@ -81,13 +81,3 @@ def uniform(shape: Any, seed: tf.Tensor, low: float = 0.0, high: float = 1.0) ->
 def bernoulli(shape: Any, seed: tf.Tensor, prob: float) -> tf.Tensor:
     """bool tensor of ``shape``, each entry true with probability ``prob`` (see :func:`uniform`)."""
     return uniform(shape, seed) < prob
-
-
-def replica_seed(seed: tf.Tensor) -> tf.Tensor:
-    """Folds the replica id into the seed when running on several replicas, so that the
-    replicas' shards of a global batch get independent augmentations."""
-    context = tf.distribute.get_replica_context()
-    if context is None or context.num_replicas_in_sync == 1:
-        return seed
-    replica = tf.cast(context.replica_id_in_sync_group, tf.int64)
-    return tf.random.experimental.stateless_fold_in(seed, replica, alg="philox")

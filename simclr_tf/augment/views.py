@@ -39,11 +39,11 @@ from simclr_tf.augment.seeds import (
     STREAM_SOLARIZE,
     STREAM_VIEWS,
     bernoulli,
-    replica_seed,
     seed_pair,
     stream_seed,
     uniform,
 )
+from simclr_tf.distribute import replica_block
 
 
 def to_unit_range(images: tf.Tensor) -> tf.Tensor:
@@ -198,10 +198,22 @@ def apply_parameters(
     return tf.clip_by_value(views, 0.0, 1.0)
 
 
-def _augment_batch(images: tf.Tensor, seed: tf.Tensor, config: AugmentConfig) -> tf.Tensor:
+def _block(params: AugmentParameters, offset: tf.Tensor, size: tf.Tensor) -> AugmentParameters:
+    """The parameters of images ``[offset, offset + size)`` of a batch."""
+    index = offset + tf.range(size)
+    return AugmentParameters(*(tf.gather(values, index) for values in params))
+
+
+def _augment_batch(
+    images: tf.Tensor,
+    seed: tf.Tensor,
+    offset: tf.Tensor,
+    global_size: tf.Tensor,
+    config: AugmentConfig,
+) -> tf.Tensor:
     height, width = _check_images(images)
-    params = sample_parameters(seed, tf.shape(images)[0], height, width, config)
-    return apply_parameters(images, params, config)
+    params = sample_parameters(seed, global_size, height, width, config)
+    return apply_parameters(images, _block(params, offset, tf.shape(images)[0]), config)
 
 
 # The same computation compiled by XLA as one cluster (traced once per config and shape).
@@ -210,6 +222,12 @@ _augment_batch_compiled = tf.function(_augment_batch, jit_compile=True, autograp
 
 def augment_batch(images: tf.Tensor, seed: tf.Tensor, config: AugmentConfig) -> tf.Tensor:
     """One random view of every image in a batch; each image gets its own random parameters.
+
+    The parameters of an image depend on the seed and on its position in the *global* batch:
+    inside ``strategy.run`` with R replicas, ``images`` is taken to be this replica's block
+    of the global batch (:func:`simclr_tf.distribute.replica_block`), and the parameters are
+    drawn for the whole global batch and sliced. So one device and R devices given the same
+    global batch make the same views.
 
     Args:
         images: uint8 or float ``[B, H, W, 3]``; uint8 is divided by 255, float is assumed to
@@ -227,9 +245,10 @@ def augment_batch(images: tf.Tensor, seed: tf.Tensor, config: AugmentConfig) -> 
     images = tf.convert_to_tensor(images)
     _check_images(images)
     seed = seed_pair(seed)
+    offset, global_size = replica_block(tf.shape(images)[0])
     if config.jit_compile:
-        return _augment_batch_compiled(images, seed, config)
-    return _augment_batch(images, seed, config)
+        return _augment_batch_compiled(images, seed, offset, global_size, config)
+    return _augment_batch(images, seed, offset, global_size, config)
 
 
 def _view_seeds(batch_seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -244,8 +263,9 @@ def two_views(
     The views are a pure function of (images, seed, step, config): the same seed and step
     give the same views, a different step gives different views. The two views are two
     ``augment_batch`` calls with seeds derived from (seed, step). Under a ``tf.distribute``
-    strategy with several replicas the replica id is folded into the seed too, so each
-    replica's shard of the global batch gets its own augmentations.
+    strategy with several replicas, ``images`` is the replica's block of the global batch
+    and each image gets the augmentation of its global position (see :func:`augment_batch`),
+    so the views of a global batch do not depend on the number of replicas.
 
     Args:
         images: uint8 or float ``[B, H, W, 3]`` (float assumed in [0, 1]).
@@ -264,5 +284,5 @@ def two_views(
     batch_seed = tf.random.experimental.stateless_fold_in(
         batch_seed, tf.cast(step, tf.int64), alg="philox"
     )
-    first_seed, second_seed = _view_seeds(replica_seed(batch_seed))
+    first_seed, second_seed = _view_seeds(batch_seed)
     return augment_batch(images, first_seed, config), augment_batch(images, second_seed, config)

@@ -32,7 +32,7 @@ import tensorflow as tf
 if TYPE_CHECKING:
     from simclr_tf.data.sources import TrainingImages
 
-__all__ = ["epoch_batches", "epoch_order", "make_dataset"]
+__all__ = ["epoch_batches", "epoch_order", "make_dataset", "resize_images", "shard_order"]
 
 _SHUFFLE_BUFFER_BYTES = 256 * 2**20
 _MIN_SHUFFLE_BUFFER = 1_000
@@ -189,6 +189,59 @@ def epoch_order(num_examples: int, seed: int, epoch: int) -> np.ndarray:
     return np.random.default_rng([seed, epoch]).permutation(num_examples)
 
 
+def resize_images(images: tf.Tensor | np.ndarray, size: int) -> tf.Tensor:
+    """Resizes images to ``size x size`` with an antialiased bilinear filter.
+
+    Meant for the input pipeline (``tf.data`` runs it on the host): the antialiased resize
+    has only a CPU kernel, so inside a training step it would cost a device-to-host round trip
+    every step, and it cannot be compiled by XLA.
+
+    Args:
+        images: ``[..., H, W, 3]``, uint8 or float.
+        size: the side of the output.
+
+    Returns:
+        ``[..., size, size, 3]`` of the input's dtype (uint8 is rounded); ``images`` itself,
+        as a tensor, when it already has that size.
+    """
+    images = tf.convert_to_tensor(images)
+    if images.shape[-3] == size and images.shape[-2] == size:
+        return images
+    resized = tf.image.resize(images, [size, size], antialias=True)
+    if images.dtype == tf.uint8:
+        resized = tf.clip_by_value(tf.round(resized), 0.0, 255.0)
+    return tf.cast(resized, images.dtype)
+
+
+def shard_order(
+    order: np.ndarray, batch_size: int, pipeline: int, num_pipelines: int
+) -> np.ndarray:
+    """The indices one of several input pipelines reads: its block of every global batch.
+
+    Args:
+        order: the indices of whole global batches, ``[num_batches * batch_size]``.
+        batch_size: images per global batch (a multiple of ``num_pipelines``).
+        pipeline: this pipeline's number, in ``[0, num_pipelines)``.
+        num_pipelines: the input pipelines (one per worker) that share every batch.
+
+    Returns:
+        ``[num_batches * batch_size / num_pipelines]`` indices: for every global batch in
+        turn, its ``pipeline``-th contiguous block. The pipelines' blocks of a batch,
+        concatenated in pipeline order, are the batch.
+
+    Raises:
+        ValueError: if ``batch_size`` does not split evenly over the pipelines.
+    """
+    if batch_size % num_pipelines:
+        raise ValueError(
+            f"batch_size={batch_size} does not split evenly over {num_pipelines} input "
+            f"pipelines (workers); use a multiple of {num_pipelines}."
+        )
+    block = batch_size // num_pipelines
+    batches = np.asarray(order).reshape(-1, batch_size)
+    return batches[:, pipeline * block : (pipeline + 1) * block].reshape(-1)
+
+
 def epoch_batches(
     source: TrainingImages,
     batch_size: int,
@@ -196,29 +249,53 @@ def epoch_batches(
     epoch: int,
     skip: int = 0,
     num_batches: int | None = None,
+    image_size: int | None = None,
+    input_context: tf.distribute.InputContext | None = None,
 ) -> tf.data.Dataset:
     """The full batches of one epoch, in the order :func:`epoch_order` fixes.
 
+    With an ``input_context`` (from ``strategy.distribute_datasets_from_function``) the
+    dataset is one input pipeline's share: it reads only the images of its contiguous block
+    of every global batch (:func:`shard_order`), so a worker decodes only its own files, and
+    yields them in per-replica batches. The replicas' batches, in replica order, make exactly
+    the global batch the single-device dataset yields, whatever the number of workers and
+    devices.
+
     Args:
         source: the training images.
-        batch_size: images per batch (> 0, at most ``source.num_examples``).
+        batch_size: images per global batch (> 0, at most ``source.num_examples``).
         seed: seed of the run.
         epoch: 0-based epoch.
         skip: leading batches to leave out (trained on before a resume).
         num_batches: batches in the epoch; ``num_examples // batch_size`` by default (the last,
             partial batch is always dropped).
+        image_size: resize images of another size to this side (:func:`resize_images`, on
+            the host); ``None`` keeps them as they are.
+        input_context: the ``tf.distribute.InputContext`` of one input pipeline, or ``None``
+            for the whole global batches.
 
     Returns:
-        A dataset of ``(images uint8 [batch, H, W, 3], labels int32 [batch])``.
+        A dataset of ``(images uint8 [batch, H, W, 3], labels int32 [batch])``, where batch is
+        ``batch_size``, or the per-replica batch size with an ``input_context``.
     """
     _check_batch_size(batch_size, source.num_examples, drop_remainder=True)
     if num_batches is None:
         num_batches = source.num_examples // batch_size
-    order = epoch_order(source.num_examples, seed, epoch)
-    dataset = source.in_order(order[skip * batch_size : num_batches * batch_size])
+    order = epoch_order(source.num_examples, seed, epoch)[
+        skip * batch_size : num_batches * batch_size
+    ]
+    local_batch = batch_size
+    if input_context is not None:
+        local_batch = input_context.get_per_replica_batch_size(batch_size)
+        order = shard_order(
+            order, batch_size, input_context.input_pipeline_id, input_context.num_input_pipelines
+        )
+    dataset = source.in_order(order).batch(local_batch, drop_remainder=True)
+    if image_size is not None:
+        dataset = dataset.map(lambda images, labels: (resize_images(images, image_size), labels))
     # A fixed prefetch buffer without tf.data's autotuning: with autotuning on, dropping an
     # epoch's exhausted iterator blocked for 8-13 s on a busy 2-core CPU (measured), a
     # quarter of a CIFAR-10 epoch of the small CNN.
     options = tf.data.Options()
     options.autotune.enabled = False
-    return dataset.batch(batch_size, drop_remainder=True).prefetch(2).with_options(options)
+    return dataset.prefetch(2).with_options(options)
