@@ -109,6 +109,33 @@ def is_chief(strategy: tf.distribute.Strategy | None = None) -> bool:
     )
 
 
+def all_workers_agree(strategy: tf.distribute.Strategy, ok: bool) -> bool:
+    """True when ``ok`` holds in every process of the strategy's cluster.
+
+    A collective operation that every worker must join: each passes its own ``ok``; all get
+    the same answer. Used to stop every worker together when one of them meets an error, and
+    as a barrier. In a single process it just returns ``ok``.
+
+    Args:
+        strategy: the run's strategy.
+        ok: this process's answer.
+
+    Returns:
+        Whether every worker answered True.
+    """
+    if getattr(strategy, "cluster_resolver", None) is None or not getattr(
+        strategy.cluster_resolver, "task_type", None
+    ):
+        return ok
+
+    @tf.function
+    def count_failures(failed: tf.Tensor) -> tf.Tensor:
+        per_replica = strategy.run(lambda: tf.identity(failed))
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+
+    return bool(count_failures(tf.constant(0.0 if ok else 1.0)) < 0.5)
+
+
 def device_summary() -> str:
     """One line saying which hardware TensorFlow will use, for notebooks and logs."""
     gpus = configure_devices()

@@ -31,9 +31,12 @@ Command line (every field of :class:`simclr_tf.config.SimCLRConfig` is a flag)::
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
+import shutil
 import sys
+import tempfile
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -57,7 +60,7 @@ from simclr_tf.callbacks import (
     TrainingInterrupted,
     format_epoch,
 )
-from simclr_tf.cli import run_command
+from simclr_tf.cli import USER_ERRORS, run_command
 from simclr_tf.config import SimCLRConfig, build_parser, config_from_args
 from simclr_tf.data.batches import epoch_batches, resize_images
 from simclr_tf.data.sources import ArrayImages, TrainingImages, training_images
@@ -203,6 +206,10 @@ class Pretrainer:
             if config.jit_compile
             else self._replica_step
         )
+        # Only the chief writes into out_dir; other workers of a multi-worker cluster save
+        # their (identical) checkpoints into a scratch folder of their own, removed at the end.
+        self.is_chief = runtime.is_chief(self.strategy)
+        self._scratch: str | None = None
         # Set by a callback of fit() to end the run early (for example at a time budget).
         self.stop_training = False
         self._example_images: np.ndarray | None = None
@@ -419,13 +426,32 @@ class Pretrainer:
         progress (see :mod:`simclr_tf.callbacks`)."""
         if checkpointer is None:
             checkpointer = self.checkpointer(run)
-        return [
-            DivergenceCheck(run),
-            checkpointer,
+        logs = [
             CSVLogger(run),
             TensorBoardLogger(run.logs, max(1, self.steps_per_epoch // 50), self.total_steps),
+        ]
+        return [
+            DivergenceCheck(RunDirectory(self.config.out_dir)),
+            checkpointer,
+            *(logs if self.is_chief else []),
             ProgressLogger(self.config.verbose, self.config.epochs),
         ]
+
+    def writable_run(self) -> RunDirectory:
+        """Where this process writes: ``config.out_dir`` on the chief, a scratch folder on the
+        other workers (every worker must take part in saving checkpoints, but only the chief's
+        are kept; TensorFlow's multi-worker pattern)."""
+        if self.is_chief:
+            return RunDirectory(self.config.out_dir)
+        if self._scratch is None:
+            self._scratch = tempfile.mkdtemp(prefix="simclr-worker-")
+        return RunDirectory(self._scratch)
+
+    def remove_scratch(self) -> None:
+        """Removes a non-chief worker's scratch folder (nothing on the chief)."""
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None
 
     def checkpointer(self, run: RunDirectory) -> Checkpointer:
         """The callback that saves this run's checkpoints in ``run``."""
@@ -470,12 +496,14 @@ class Pretrainer:
             TrainingDivergedError: if the loss becomes NaN or infinite.
         """
         source = images if isinstance(images, TrainingImages) else ArrayImages(images, labels)
-        run = RunDirectory(self.config.out_dir)
+        shared = RunDirectory(self.config.out_dir)
+        run = self.writable_run()
         os.makedirs(run.checkpoints, exist_ok=True)
         start = int(self.step.numpy())
-        if self._restored != (os.path.abspath(run.path), start):
-            start = self.restore(run)
-        run.truncate_logs(start)
+        if self._restored != (os.path.abspath(shared.path), start):
+            start = self.restore(shared)
+        if self.is_chief:
+            run.truncate_logs(start)
         self.stop_training = False
         self._example_images = source.first(QUALITY_IMAGES)
         checkpointer = self.checkpointer(run)
@@ -520,17 +548,21 @@ class Pretrainer:
         steps = min(self.steps_per_epoch, self.total_steps - first)
         callbacks.on_epoch_begin(epoch, steps, skip)
         meter = _EpochMeter(self.config.batch_size)
-        batches = self.distributed_batches(source, epoch, skip)
-        for batch_images, batch_labels in batches:
-            if int(self.step.numpy()) >= self.total_steps:
-                break
-            metrics = self.train_step(batch_images, batch_labels)
+        batches = iter(self.distributed_batches(source, epoch, skip))
+        step, end = first + skip, first + steps
+        while step < end and not self.stop_training:
+            count = self.steps_per_call(step, end)
+            if count > 1:
+                rows = self.train_steps(batches, count)
+            else:
+                rows = [self.train_step(*next(batches))]
             if num_classes is None:
-                metrics["probe_accuracy"] = float("nan")
-            meter.add(metrics)
-            callbacks.on_step_end(int(self.step.numpy()), metrics)
-            if self.stop_training:
-                break
+                for metrics in rows:
+                    metrics["probe_accuracy"] = float("nan")
+            meter.add(rows)
+            for metrics in rows:
+                step += 1
+                callbacks.on_step_end(step, metrics)
         if not meter.steps:
             return None
         row = meter.row(epoch + 1, int(self.step.numpy()))
@@ -574,18 +606,20 @@ class _EpochMeter:
         self.last_tick: float | None = None
         self.last: dict[str, float] = {}
 
-    def add(self, metrics: dict[str, float]) -> None:
-        """Counts one step; adds ``images_per_second`` (so far this epoch) to ``metrics``."""
+    def add(self, rows: list[dict[str, float]]) -> None:
+        """Counts the steps of one call (one row each); adds ``images_per_second`` (so far
+        this epoch) to every row."""
         tick = time.perf_counter()
         if self.last_tick is not None:
-            self.timed_images += self.batch_size
+            self.timed_images += self.batch_size * len(rows)
             self.timed_seconds += tick - self.last_tick
         self.last_tick = tick
-        for name, value in metrics.items():
-            self.sums[name] = self.sums.get(name, 0.0) + value
-        self.last = dict(metrics)
-        self.steps += 1
-        metrics["images_per_second"] = self.images_per_second
+        for metrics in rows:
+            for name, value in metrics.items():
+                self.sums[name] = self.sums.get(name, 0.0) + value
+            self.last = dict(metrics)
+            self.steps += 1
+            metrics["images_per_second"] = self.images_per_second
 
     @property
     def images_per_second(self) -> float:
@@ -650,13 +684,29 @@ def pretrain(config: SimCLRConfig) -> PretrainResult:
         TrainingInterrupted: after Ctrl-C, once the current step is checkpointed.
     """
     config.validate()
+    strategy = runtime.make_strategy(config.strategy, config.cpu_replicas)
+    chief = runtime.is_chief(strategy)
     run = RunDirectory(config.out_dir)
-    with run.lock():
-        for path in run.clean_leftovers():
-            warnings.warn(f"Cleaned up {path!r}, left by an interrupted write.", stacklevel=2)
-        check_resume(config, run)
-        source = load_training_images(config)
-        pretrainer = Pretrainer(config, source.num_examples, source.num_classes)
+    # Every worker of a cluster checks the same things; if one of them fails, all stop before
+    # the first collective operation (a worker left alone would wait for the others forever).
+    with run.lock() if chief else contextlib.nullcontext(run):
+        problem: BaseException | None = None
+        try:
+            if chief:
+                for path in run.clean_leftovers():
+                    warnings.warn(
+                        f"Cleaned up {path!r}, left by an interrupted write.", stacklevel=2
+                    )
+            check_resume(config, run)
+            source = load_training_images(config)
+        except USER_ERRORS as error:
+            problem = error
+        if not runtime.all_workers_agree(strategy, problem is None):
+            raise problem or ValueError(
+                "Another worker of this cluster stopped with an error (see its output); this "
+                "worker stops too."
+            )
+        pretrainer = Pretrainer(config, source.num_examples, source.num_classes, strategy)
         try:
             return _train_and_export(config, run, source, pretrainer)
         except (OSError, tf.errors.OpError) as error:
@@ -668,13 +718,16 @@ def pretrain(config: SimCLRConfig) -> PretrainResult:
                 f"{run.last_checkpoint_sentence()} Partial files were removed. Free some "
                 "space, then run the same command with --resume."
             ) from None
+        finally:
+            pretrainer.remove_scratch()
 
 
 def _train_and_export(
     config: SimCLRConfig, run: RunDirectory, source: TrainingImages, pretrainer: Pretrainer
 ) -> PretrainResult:
     pretrainer.restore(run)
-    config.save(run.config)
+    if pretrainer.is_chief:
+        config.save(run.config)
     if config.verbose:
         print(runtime.device_summary())
         print(
@@ -684,13 +737,16 @@ def _train_and_export(
             flush=True,
         )
     rows = pretrainer.fit(source)
-    encoder_path = export_encoder(
-        pretrainer.encoder,
-        run.encoder,
-        config.image_size,
-        metadata={"config": config.to_dict()},
-    )
-    return PretrainResult(config.out_dir, encoder_path, rows, pretrainer)
+    if pretrainer.is_chief:
+        export_encoder(
+            pretrainer.encoder,
+            run.encoder,
+            config.image_size,
+            metadata={"config": config.to_dict()},
+        )
+    # No worker leaves before the chief's export is complete (a barrier).
+    runtime.all_workers_agree(pretrainer.strategy, True)
+    return PretrainResult(config.out_dir, os.path.abspath(run.encoder), rows, pretrainer)
 
 
 # -- command line -------------------------------------------------------------------------------

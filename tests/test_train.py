@@ -283,3 +283,29 @@ def test_metrics_csv_and_evaluation_measure_the_same_alignment(tmp_path):
     reported = results["protocols"]["quality"]
     for name in ("alignment", "uniformity", "embedding_std"):
         assert reported[name] == pytest.approx(logged[name], rel=1e-3, abs=1e-5), name
+
+
+def test_several_steps_per_call_train_exactly_like_one(tmp_path):
+    """steps_per_execution runs k steps in one compiled call; the steps, their losses and the
+    checkpoints are those of one step per call."""
+    images, labels = _images()
+    losses = []
+    for k in (1, 3):
+        config = _config(
+            tmp_path,
+            steps=0,
+            epochs=2,
+            checkpoint_every=4,
+            steps_per_execution=k,
+            optimizer="sgd",
+            out_dir=str(tmp_path / f"k{k}"),
+        )
+        trainer = train.Pretrainer(config, num_examples=len(images), num_classes=10)
+        seen: list[int] = []
+        trainer.fit(images, labels, callbacks=[lambda step, metrics, seen=seen: seen.append(step)])
+        assert seen == list(range(1, 9))
+        rows = _read_csv(tmp_path / f"k{k}" / "steps.csv")
+        losses.append([float(row["loss"]) for row in rows])
+        names = os.listdir(tmp_path / f"k{k}" / "checkpoints")
+        assert "ckpt-4.index" in names and "ckpt-8.index" in names
+    np.testing.assert_allclose(losses[0], losses[1], rtol=1e-5)
