@@ -136,6 +136,23 @@ def all_workers_agree(strategy: tf.distribute.Strategy, ok: bool) -> bool:
     return bool(count_failures(tf.constant(0.0 if ok else 1.0)) < 0.5)
 
 
+def same_on_all_workers(strategy: tf.distribute.Strategy, value: float) -> bool:
+    """True when every process of the strategy's cluster passes the same ``value`` (two
+    collective operations every worker must join; always True in a single process)."""
+    if getattr(strategy, "cluster_resolver", None) is None or not getattr(
+        strategy.cluster_resolver, "task_type", None
+    ):
+        return True
+
+    @tf.function
+    def mean(local: tf.Tensor) -> tf.Tensor:
+        per_replica = strategy.run(lambda: tf.identity(local))
+        return strategy.reduce(tf.distribute.ReduceOp.MEAN, per_replica, axis=None)
+
+    agrees = float(mean(tf.constant(float(value)))) == float(value)
+    return all_workers_agree(strategy, agrees)
+
+
 def device_summary() -> str:
     """One line saying which hardware TensorFlow will use, for notebooks and logs."""
     gpus = configure_devices()

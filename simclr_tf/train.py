@@ -725,7 +725,13 @@ def pretrain(config: SimCLRConfig) -> PretrainResult:
 def _train_and_export(
     config: SimCLRConfig, run: RunDirectory, source: TrainingImages, pretrainer: Pretrainer
 ) -> PretrainResult:
-    pretrainer.restore(run)
+    start = pretrainer.restore(run)
+    if not runtime.same_on_all_workers(pretrainer.strategy, start):
+        raise ValueError(
+            f"The workers of this cluster found different checkpoints in {run.path!r} (this one "
+            f"step {start}): --out_dir must be storage every machine sees, or copy the chief's "
+            "checkpoints/ to the same path on every machine before --resume."
+        )
     if pretrainer.is_chief:
         config.save(run.config)
     if config.verbose:
