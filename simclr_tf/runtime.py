@@ -23,6 +23,7 @@ import contextlib
 import os
 import platform
 from collections.abc import Iterator
+from typing import Any
 
 import keras
 import tensorflow as tf
@@ -109,6 +110,23 @@ def is_chief(strategy: tf.distribute.Strategy | None = None) -> bool:
     )
 
 
+def _in_cluster(strategy: tf.distribute.Strategy) -> bool:
+    """True for a multi-worker strategy (several processes)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    return resolver is not None and bool(getattr(resolver, "task_type", None))
+
+
+def _over_workers(strategy: tf.distribute.Strategy, value: float, op: Any) -> float:
+    """``value`` of every process reduced with ``op`` (a collective every worker must join)."""
+
+    @tf.function
+    def reduce(local: tf.Tensor) -> tf.Tensor:
+        per_replica = strategy.run(lambda: tf.identity(local))
+        return strategy.reduce(op, per_replica, axis=None)
+
+    return float(reduce(tf.constant(float(value))))
+
+
 def all_workers_agree(strategy: tf.distribute.Strategy, ok: bool) -> bool:
     """True when ``ok`` holds in every process of the strategy's cluster.
 
@@ -123,34 +141,18 @@ def all_workers_agree(strategy: tf.distribute.Strategy, ok: bool) -> bool:
     Returns:
         Whether every worker answered True.
     """
-    if getattr(strategy, "cluster_resolver", None) is None or not getattr(
-        strategy.cluster_resolver, "task_type", None
-    ):
+    if not _in_cluster(strategy):
         return ok
-
-    @tf.function
-    def count_failures(failed: tf.Tensor) -> tf.Tensor:
-        per_replica = strategy.run(lambda: tf.identity(failed))
-        return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
-
-    return bool(count_failures(tf.constant(0.0 if ok else 1.0)) < 0.5)
+    return _over_workers(strategy, 0.0 if ok else 1.0, tf.distribute.ReduceOp.SUM) < 0.5
 
 
 def same_on_all_workers(strategy: tf.distribute.Strategy, value: float) -> bool:
     """True when every process of the strategy's cluster passes the same ``value`` (two
     collective operations every worker must join; always True in a single process)."""
-    if getattr(strategy, "cluster_resolver", None) is None or not getattr(
-        strategy.cluster_resolver, "task_type", None
-    ):
+    if not _in_cluster(strategy):
         return True
-
-    @tf.function
-    def mean(local: tf.Tensor) -> tf.Tensor:
-        per_replica = strategy.run(lambda: tf.identity(local))
-        return strategy.reduce(tf.distribute.ReduceOp.MEAN, per_replica, axis=None)
-
-    agrees = float(mean(tf.constant(float(value)))) == float(value)
-    return all_workers_agree(strategy, agrees)
+    mean = _over_workers(strategy, value, tf.distribute.ReduceOp.MEAN)
+    return all_workers_agree(strategy, mean == float(value))
 
 
 def device_summary() -> str:

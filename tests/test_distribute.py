@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import textwrap
@@ -16,6 +15,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from distribute_helpers import overflow_on_replica_one
+from worker_helpers import run_workers
 
 from simclr_tf import distribute, runtime, train
 from simclr_tf.augment import AugmentConfig, two_views
@@ -111,44 +111,23 @@ _WORKER_SCRIPT = textwrap.dedent(
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_float16_overflow_on_one_of_two_workers_skips_the_step_on_both(tmp_path):
     """Two worker processes on 127.0.0.1 (about 40 s): with Keras' own loss scaler one worker
     updates, the other skips, and the next collective hangs."""
     script = tmp_path / "worker.py"
     script.write_text(_WORKER_SCRIPT)
-    cluster = {"worker": [f"127.0.0.1:{_free_port()}" for _ in range(2)]}
-    workers = []
-    for index in range(2):
-        task = {"cluster": cluster, "task": {"type": "worker", "index": index}}
-        env = {
-            **os.environ,
+    outputs = run_workers(
+        2,
+        lambda index: [sys.executable, str(script), str(tmp_path / f"worker{index}")],
+        lambda index: {
             "TF_CPP_MIN_LOG_LEVEL": "2",
-            "TF_CONFIG": json.dumps(task),
             "PYTHONPATH": os.pathsep.join([ROOT, os.path.join(ROOT, "tests")]),
-        }
-        workers.append(
-            subprocess.Popen(
-                [sys.executable, str(script), str(tmp_path / f"worker{index}")],
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-        )
-    try:
-        outputs = [worker.communicate(timeout=150) for worker in workers]
-    finally:
-        for worker in workers:
-            worker.kill()
-    for worker, (stdout, stderr) in zip(workers, outputs, strict=True):
-        assert worker.returncode == 0, stderr[-2000:]
+        },
+        timeout=150,
+    )
+    for returncode, stdout, stderr in outputs:
+        assert returncode == 0, stderr[-2000:]
         result = json.loads(stdout.strip().splitlines()[-1])
         assert result == {
             "replicas": 2,

@@ -13,13 +13,12 @@ BatchNorm computes its statistics in another order than the single-device layer.
 from __future__ import annotations
 
 import csv
-import json
 import os
-import socket
 import subprocess
 import sys
 
 import pytest
+from worker_helpers import run_workers
 
 FLAGS = [
     "--preset=smoke",
@@ -36,12 +35,6 @@ FLAGS = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _losses(run_dir) -> list[float]:
     with open(os.path.join(run_dir, "steps.csv"), newline="", encoding="utf-8") as handle:
         return [float(row["loss"]) for row in csv.DictReader(handle)]
@@ -49,36 +42,20 @@ def _losses(run_dir) -> list[float]:
 
 @pytest.mark.slow
 def test_two_workers_write_once_and_match_one_process(tmp_path):
-    cluster = {"worker": [f"127.0.0.1:{_free_port()}" for _ in range(2)]}
     shared = tmp_path / "shared_run"
-    workers = []
     for index in range(2):
-        env = {
-            **os.environ,
-            "TF_CPP_MIN_LOG_LEVEL": "3",
-            "TMPDIR": str(tmp_path / f"tmp{index}"),
-            "TF_CONFIG": json.dumps(
-                {"cluster": cluster, "task": {"type": "worker", "index": index}}
-            ),
-        }
-        os.makedirs(env["TMPDIR"])
-        command = [sys.executable, "-m", "simclr_tf.train", *FLAGS, "--strategy=multi_worker"]
-        workers.append(
-            subprocess.Popen(
-                [*command, f"--out_dir={shared}"],
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-        )
-    try:
-        outputs = [worker.communicate(timeout=300) for worker in workers]
-    finally:
-        for worker in workers:
-            worker.kill()
-    for worker, (_, stderr) in zip(workers, outputs, strict=True):
-        assert worker.returncode == 0, stderr[-3000:]
+        os.makedirs(tmp_path / f"tmp{index}")
+    outputs = run_workers(
+        2,
+        lambda index: [
+            *(sys.executable, "-m", "simclr_tf.train", *FLAGS),
+            *("--strategy=multi_worker", f"--out_dir={shared}"),
+        ],
+        lambda index: {"TF_CPP_MIN_LOG_LEVEL": "3", "TMPDIR": str(tmp_path / f"tmp{index}")},
+        timeout=300,
+    )
+    for returncode, _, stderr in outputs:
+        assert returncode == 0, stderr[-3000:]
     # Both workers trained the same steps: their epoch lines (loss, accuracy) agree.
     epoch_lines = [
         [
@@ -86,7 +63,7 @@ def test_two_workers_write_once_and_match_one_process(tmp_path):
             for line in out.splitlines()
             if "epoch 1/1" in line
         ]
-        for out, _ in outputs
+        for _, out, _ in outputs
     ]
     assert epoch_lines[0] and epoch_lines[0] == epoch_lines[1]
     # One writer: the run directory is the chief's, with one row per step.
