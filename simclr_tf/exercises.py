@@ -344,14 +344,13 @@ def check_image_transforms(transforms_class: Callable[..., Any]) -> CheckResult:
 
     name = "image_transforms"
     cifar = AugmentConfig.preset("cifar")
-    pinned = dict(
-        crop_area=(1.0, 1.0),
-        crop_aspect=(1.0, 1.0),
-        flip_prob=0.0,
-        color_prob=0.0,
-        grayscale_prob=0.0,
-        blur_prob=0.0,
-    )
+    # A full-image crop and every probability 0: each check below switches one thing on.
+    probabilities = ("flip_prob", "color_prob", "grayscale_prob", "blur_prob")
+    pinned = {
+        "crop_area": (1.0, 1.0),
+        "crop_aspect": (1.0, 1.0),
+        **dict.fromkeys(probabilities, 0.0),
+    }
     images = np.random.default_rng(11).integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
     image, ramp = images[0], _ramp_image()
 

@@ -6,12 +6,15 @@ variable ``SIMCLR_TF_MODE`` before Jupyter (or the test runner) starts:
 * ``smoke``: a few hundred images and a few training steps, so that every notebook runs in
   seconds. Continuous integration uses it; the numbers it prints mean nothing.
 * ``workshop`` (the default): the bundled CIFAR-10 sample (4,500 training and 1,000 test
-  images) and the project's CPU recipe, sized so that each notebook finishes within a few
-  minutes on a laptop CPU and the pretrained encoder visibly beats random features.
+  images) and the project's CPU recipe, sized so that the whole track computes for about a
+  quarter of an hour on a 2-core CPU, most of it notebook 05's training run, and the
+  pretrained encoder clearly beats random features.
 * ``full``: the full CIFAR-10 data set and the paper's GPU recipe (ResNet-18, 1,000 epochs).
 
 Everything that differs between modes lives in :class:`NotebookSettings`, which
 :func:`setup` returns; the notebooks read their sizes from it instead of hard-coding them.
+:func:`setup` also imports TensorFlow with its C++ start-up log kept out of the notebook
+(:func:`startup_messages` returns it), so that a class sees no red text in the set-up cell.
 
 Heavy notebooks share their results through a **run folder**, ``runs/<mode>/`` at the root of
 the repository (or the folder named by ``SIMCLR_TF_RUNS_DIR``):
@@ -455,7 +458,15 @@ class LiveTrainingPlot:
         if right.lines:
             right.legend(loc="upper left")
         else:
-            right.text(0.5, 0.5, "no accuracies logged", ha="center", va="center", color="0.5")
+            right.text(
+                0.5,
+                0.5,
+                "no accuracies logged",
+                ha="center",
+                va="center",
+                color="0.5",
+                transform=right.transAxes,
+            )
         figure.tight_layout()
         return figure
 

@@ -322,13 +322,9 @@ def _step(
         view1 = view2 = tf.cast(images, tf.float32) / 255
 
     def loss_of():
-        if together:
-            z = head(encoder(tf.concat([view1, view2], 0), training=training), training=training)
-            z1, z2 = tf.split(z, 2)
-        else:
-            z1 = head(encoder(view1, training=training), training=training)
-            z2 = head(encoder(view2, training=training), training=training)
-        return st.losses.nt_xent_loss(z1, z2, temperature or config.temperature)[0]
+        batches = [tf.concat([view1, view2], 0)] if together else [view1, view2]
+        z = tf.concat([head(encoder(b, training=training), training=training) for b in batches], 0)
+        return st.losses.nt_xent_loss(*tf.split(z, 2), temperature or config.temperature)[0]
 
     if outside_tape:
         loss = loss_of()
