@@ -1,7 +1,7 @@
 # simclr-tf: every target creates the virtual environment and installs what it needs first.
 #   make train   pretrain on the bundled sample, evaluate, export the encoder (the main job)
 #   make test    lint, unit tests and every notebook in smoke mode
-#   make lab     JupyterLab on notebooks/
+#   make lab     JupyterLab on the repository, opened at notebooks/ (add --allow-root as root)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -36,8 +36,14 @@ format: $(STAMP)
 	$(PY) -m ruff check --fix .
 	$(PY) -m ruff format .
 
+# JupyterLab serves the repository root, so that the notebooks' figures (imgs/) and links to
+# the package resolve, and opens at notebooks/. Jupyter refuses to run as root (containers)
+# without --allow-root.
+LAB_FLAGS := --notebook-dir=. --ServerApp.default_url=/lab/tree/notebooks \
+	$(if $(filter 0,$(shell id -u)),--allow-root)
+
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab notebooks/
+	$(VENV)/bin/jupyter lab $(LAB_FLAGS)
 
 figures: $(STAMP)
 	$(PY) scripts/make_figures.py

@@ -6,12 +6,15 @@ variable ``SIMCLR_TF_MODE`` before Jupyter (or the test runner) starts:
 * ``smoke``: a few hundred images and a few training steps, so that every notebook runs in
   seconds. Continuous integration uses it; the numbers it prints mean nothing.
 * ``workshop`` (the default): the bundled CIFAR-10 sample (4,500 training and 1,000 test
-  images) and the project's CPU recipe, sized so that each notebook finishes within a few
-  minutes on a laptop CPU and the pretrained encoder visibly beats random features.
+  images) and the project's CPU recipe, sized so that the whole track computes for about a
+  quarter of an hour on a 2-core CPU, most of it notebook 05's training run, and the
+  pretrained encoder clearly beats random features.
 * ``full``: the full CIFAR-10 data set and the paper's GPU recipe (ResNet-18, 1,000 epochs).
 
 Everything that differs between modes lives in :class:`NotebookSettings`, which
 :func:`setup` returns; the notebooks read their sizes from it instead of hard-coding them.
+:func:`setup` also imports TensorFlow with its C++ start-up log kept out of the notebook
+(:func:`startup_messages` returns it), so that a class sees no red text in the set-up cell.
 
 Heavy notebooks share their results through a **run folder**, ``runs/<mode>/`` at the root of
 the repository (or the folder named by ``SIMCLR_TF_RUNS_DIR``):
@@ -25,9 +28,15 @@ the repository (or the folder named by ``SIMCLR_TF_RUNS_DIR``):
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
+import math
 import os
+import shlex
 import shutil
+import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -40,6 +49,8 @@ from simclr_tf.data.sampling import Split  # noqa: E402 (NumPy only: TensorFlow 
 
 MODE_ENV_VAR = "SIMCLR_TF_MODE"
 RUNS_DIR_ENV_VAR = "SIMCLR_TF_RUNS_DIR"
+SHOW_STARTUP_ENV_VAR = "SIMCLR_TF_SHOW_STARTUP"
+"""Set to 1 to let TensorFlow's start-up messages through to the set-up cell."""
 MODES = ("smoke", "workshop", "full")
 DEFAULT_MODE = "workshop"
 
@@ -93,6 +104,7 @@ class NotebookSettings:
         finetune_epochs: epochs of fine-tuning and of the supervised baseline (notebook 06).
         tsne_points: test images shown in the t-SNE plot.
         downstream_epochs: epochs of the downstream classifier of notebook 07.
+        step_epochs: epochs notebook 05 trains with the learner's own training step.
     """
 
     mode: str
@@ -110,6 +122,7 @@ class NotebookSettings:
     finetune_epochs: int
     tsne_points: int
     downstream_epochs: int
+    step_epochs: int
 
     @property
     def is_smoke(self) -> bool:
@@ -175,12 +188,13 @@ _MODE_SETTINGS: dict[str, dict[str, Any]] = {
         "finetune_epochs": 1,
         "tsne_points": 60,
         "downstream_epochs": 1,
+        "step_epochs": 1,
     },
     "workshop": {
         "dataset": "sample",
         "images_per_class": None,
         "pretrain_preset": "cpu",
-        "main_epochs": 8,
+        "main_epochs": 80,
         "short_epochs": 4,
         "max_steps": 0,
         "linear_c_values": (1e-3, 1e-2, 1e-1, 1.0),
@@ -189,6 +203,7 @@ _MODE_SETTINGS: dict[str, dict[str, Any]] = {
         "finetune_epochs": 10,
         "tsne_points": 1000,
         "downstream_epochs": 20,
+        "step_epochs": 2,
     },
     "full": {
         "dataset": "cifar10",
@@ -203,6 +218,7 @@ _MODE_SETTINGS: dict[str, dict[str, Any]] = {
         "finetune_epochs": 30,
         "tsne_points": 2000,
         "downstream_epochs": 30,
+        "step_epochs": 1,
     },
 }
 
@@ -221,11 +237,54 @@ def settings(mode: str | None = None, seed: int = 0) -> NotebookSettings:
     )
 
 
-def setup(seed: int = 0) -> NotebookSettings:
-    """The set-up cell of every notebook: mode, devices, seeds.
+_startup_messages: list[str] = []
 
-    Turns on GPU memory growth (so that several notebooks can share one GPU), seeds Python,
-    NumPy and TensorFlow, and prints the mode, the hardware and the run folder.
+
+def startup_messages() -> str:
+    """What TensorFlow wrote while :func:`setup` started it (hidden from the set-up cell)."""
+    return "".join(_startup_messages)
+
+
+@contextlib.contextmanager
+def _hidden_stderr():
+    """Sends file descriptor 2 and ``sys.stderr`` to a temporary file for the duration.
+
+    TensorFlow's C++ start-up messages (absl's "All log messages before
+    absl::InitializeLog()", oneDNN, CUDA) are written straight to file descriptor 2 while the
+    library loads and the devices are initialised; neither ``TF_CPP_MIN_LOG_LEVEL`` nor Python's
+    ``sys.stderr`` sees them, and Jupyter shows them as a red block. The text is appended to
+    ``_startup_messages``; if the body raises, it is printed, so that nothing is lost.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    python_side = io.StringIO()
+    failed = False
+    with tempfile.TemporaryFile() as log:
+        os.dup2(log.fileno(), 2)
+        try:
+            with contextlib.redirect_stderr(python_side):
+                yield
+        except BaseException:
+            failed = True
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            log.seek(0)
+            text = log.read().decode("utf-8", "replace") + python_side.getvalue()
+            _startup_messages.append(text)
+            if failed:
+                print(text, file=sys.stderr)
+
+
+def setup(seed: int = 0) -> NotebookSettings:
+    """The set-up cell of every notebook: mode, devices, seeds, and a quiet start.
+
+    Imports TensorFlow and Keras and initialises the devices with TensorFlow's start-up
+    messages hidden (see :func:`startup_messages`; set ``SIMCLR_TF_SHOW_STARTUP=1`` to see them
+    in place), turns on GPU memory growth (so that several notebooks can share one GPU), seeds
+    Python, NumPy and TensorFlow, and prints the mode, the hardware and the run folder. Call it
+    before importing TensorFlow in a notebook, so that the import happens here.
 
     Args:
         seed: the seed of the notebook.
@@ -233,21 +292,66 @@ def setup(seed: int = 0) -> NotebookSettings:
     Returns:
         The mode's :class:`NotebookSettings`.
     """
-    import keras
-    import tensorflow as tf
-
-    from simclr_tf import runtime
-
     chosen = settings(seed=seed)
+    show = os.environ.get(SHOW_STARTUP_ENV_VAR, "").strip() not in ("", "0")
+    with contextlib.nullcontext() if show else _hidden_stderr():
+        import keras
+        import tensorflow as tf
+
+        from simclr_tf import runtime
+
+        runtime.configure_devices()  # the CUDA probe (and its cuInit message) happens here
     tf.get_logger().setLevel("WARNING")  # keep TensorFlow's INFO lines out of the notebooks
-    runtime.configure_devices()
     keras.utils.set_random_seed(seed)
     print(f"Mode: {chosen.mode} (set {MODE_ENV_VAR}=smoke|workshop|full before starting Jupyter)")
     print(runtime.device_summary())
     print(f"Seed: {seed}. Run folder: {chosen.run_dir}")
+    hidden = startup_messages().strip()
+    if hidden and not show:
+        lines = len(hidden.splitlines())
+        print(
+            f"TensorFlow's {lines} start-up log lines are hidden: print(nb.startup_messages()) "
+            f"shows them, or set {SHOW_STARTUP_ENV_VAR}=1 before starting Jupyter."
+        )
     if chosen.is_smoke:
         print("Smoke mode: tiny data and a few steps. The numbers below only show that it runs.")
     return chosen
+
+
+def standard_error(accuracy: float, count: int) -> float:
+    """The binomial standard error ``sqrt(p (1 - p) / n)`` of an accuracy measured on ``count``
+    test images: how much it would move, typically, on another test set of that size."""
+    return math.sqrt(max(accuracy * (1.0 - accuracy), 0.0) / max(int(count), 1))
+
+
+def with_standard_error(accuracy: float, count: int) -> str:
+    """``accuracy`` as a percentage with its standard error, e.g. ``"51.5 ± 1.6 %"``."""
+    return f"{100 * accuracy:.1f} ± {100 * standard_error(accuracy, count):.1f} %"
+
+
+def tensorboard(logdir: str | os.PathLike) -> None:
+    """Shows TensorBoard on ``logdir`` inside the notebook, or says how to open it.
+
+    In JupyterLab this runs ``%load_ext tensorboard`` and ``%tensorboard --logdir LOGDIR``
+    (the server is started with this environment's ``tensorboard``, which need not be on the
+    PATH). In smoke mode, or outside IPython, it only prints the command for a terminal.
+    """
+    logdir = os.fspath(logdir)
+    binary = Path(sys.executable).with_name("tensorboard")
+    if binary.is_file():
+        os.environ.setdefault("TENSORBOARD_BINARY", str(binary))  # what %tensorboard starts
+    command = f"{shlex.quote(sys.executable)} -m tensorboard.main --logdir {shlex.quote(logdir)}"
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython comes with Jupyter
+        get_ipython = None
+    shell = get_ipython() if get_ipython else None
+    if shell is None or current_mode() == "smoke":
+        print(f"TensorBoard is not started in smoke mode. In a terminal:\n  {command}")
+        return
+    shell.run_line_magic("load_ext", "tensorboard")
+    shell.run_line_magic("tensorboard", f"--logdir {shlex.quote(logdir)}")
+    print(f"TensorBoard on {logdir}. From a terminal instead: {command}")
 
 
 def start_fresh(run_dir: str | os.PathLike) -> Path:
@@ -351,7 +455,18 @@ class LiveTrainingPlot:
             if values and np.isfinite(values).any():
                 right.plot(self.steps, values, label=label)
         right.set(xlabel="step", ylabel="accuracy", xlim=(0, self.total_steps), ylim=(0, 1))
-        right.legend(loc="upper left")
+        if right.lines:
+            right.legend(loc="upper left")
+        else:
+            right.text(
+                0.5,
+                0.5,
+                "no accuracies logged",
+                ha="center",
+                va="center",
+                color="0.5",
+                transform=right.transAxes,
+            )
         figure.tight_layout()
         return figure
 

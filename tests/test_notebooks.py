@@ -8,7 +8,12 @@
 * The ``python3`` kernel that nbclient starts runs this interpreter (the repository's ``.venv``).
 * Each notebook executes from top to bottom in smoke mode without an error (marked
   ``notebook``; ``pytest -m "not notebook"`` skips them). They run in order and share one run
-  folder, so that 06 and 07 reuse the encoder that 05 trained, as in a workshop.
+  folder, so that 06 and 07 reuse the encoder that 05 trained, as in a workshop. The set-up
+  cell writes nothing to stderr (TensorFlow's start-up log is hidden), and no cell prints a
+  Markdown table as raw text.
+* Every image and local link in the notebooks' Markdown resolves to a file inside the folder
+  that ``make lab`` serves (the repository root), and every notebook states its pacing, as
+  ``notebooks/README.md`` does.
 """
 
 from __future__ import annotations
@@ -35,6 +40,11 @@ TRACK = (
     "07_export",
 )
 CHECKER_CALL = re.compile(r"st\.exercises\.(check_\w+)\(")
+RAW_TABLE = re.compile(r"^\|.*\|\s*\n\|[ :|-]+\|\s*$", re.MULTILINE)
+# Markdown images and links, and HTML <img src=...>: (target) of ![..](target) / [..](target).
+MARKDOWN_TARGET = re.compile(
+    r"!?\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)|<img[^>]+src=\"([^\"]+)\""
+)
 
 
 def _load(path: Path, name: str):
@@ -90,6 +100,49 @@ def test_follows_the_track_pattern(path):
     assert not unexplained, f"code cells {unexplained} have no markdown cell before them"
 
 
+def _local_targets(markdown: str) -> list[str]:
+    targets = [first or second for first, second in MARKDOWN_TARGET.findall(markdown)]
+    return [
+        target.split("#")[0]
+        for target in targets
+        if not re.match(r"^[a-z]+:", target) and not target.startswith("#")
+    ]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
+def test_images_and_links_resolve_inside_the_served_folder(path):
+    """JupyterLab serves the repository root (``make lab``); a target outside it is a 404."""
+    markdown = "\n".join(cell.source for cell in _read(path).cells if cell.cell_type == "markdown")
+    for target in _local_targets(markdown):
+        resolved = (path.parent / target).resolve()
+        assert resolved.is_file(), f"{path.name}: {target} does not exist"
+        assert ROOT in resolved.parents, f"{path.name}: {target} lies outside {ROOT}"
+
+
+def test_link_finder_sees_images_links_and_html():
+    markdown = (
+        '![a](../imgs/x.png) [b](solutions/README.md#top) <img src="y.png"> [c](https://e.org)'
+    )
+    assert _local_targets(markdown) == ["../imgs/x.png", "solutions/README.md", "y.png"]
+
+
+def test_make_lab_serves_the_repository_root():
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    lab = makefile.split("\nlab:", 1)[1].split("\n\n", 1)[0]
+    assert "jupyter lab $(LAB_FLAGS)" in lab
+    assert "--notebook-dir=. " in makefile and "--allow-root" in makefile
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
+def test_states_its_pacing_like_the_readme(path):
+    header = " ".join(_read(path).cells[0].source.split())
+    assert "**Time:** about " in header and "minutes of class" in header
+    assert "Compute (measured" in header and "PACING_" not in header
+    readme = (NOTEBOOKS_DIR / "README.md").read_text(encoding="utf-8")
+    pacing = readme.split("## Pacing", 1)[1].split("\n## ", 1)[0]
+    assert f"`{path.stem}`" in pacing
+
+
 TECHNICAL = [path for path in NOTEBOOKS if path.stem != "00_motivation"]
 
 
@@ -143,6 +196,58 @@ def test_runs_in_smoke_mode(path, smoke_runs_dir):
     failed_checks = [text for text in texts if text.startswith("FAILED ")]
     assert not failed_checks, f"a checker failed on the notebook's own code: {failed_checks}"
     assert any("Mode: smoke" in text for text in texts)
+    setup = next(cell for cell in notebook.cells if cell.cell_type == "code")
+    red = [output.get("text", "") for output in setup.outputs if output.get("name") == "stderr"]
+    assert not red, f"the set-up cell wrote to stderr: {red}"
+    raw_tables = [text for text in texts if RAW_TABLE.search(text or "")]
+    assert not raw_tables, (
+        f"a Markdown table printed as text (display it as Markdown): {raw_tables}"
+    )
+
+
+def _with_solutions(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """The notebook with every exercise stub replaced by an import of its solution."""
+    for cell in notebook.cells:
+        if cell.cell_type != "code" or "raise NotImplementedError" not in cell.source:
+            continue
+        lines = cell.source.splitlines()
+        start = next(i for i, line in enumerate(lines) if re.match(r"(def|class) \w+", line))
+        name = re.match(r"(?:def|class) (\w+)", lines[start]).group(1)
+        end = next(
+            (i for i in range(start + 1, len(lines)) if lines[i] and not lines[i][0].isspace()),
+            len(lines),
+        )
+        lines[start:end] = [f"from solutions.solutions import {name}", ""]
+        cell.source = "\n".join(lines)
+    return notebook
+
+
+DEPENDENT = [path for path in NOTEBOOKS if path.stem[:2] in ("01", "04", "05", "07")]
+
+
+@pytest.mark.notebook
+@pytest.mark.slow
+@pytest.mark.parametrize("path", DEPENDENT, ids=_ids(DEPENDENT))
+def test_runs_with_the_solutions_in_smoke_mode(path, smoke_runs_dir, tmp_path):
+    """With every exercise solved, the cells that use the learner's answer run, and pass."""
+    solved = tmp_path / path.name
+    nbformat.write(_with_solutions(_read(path)), solved)
+    (tmp_path / "solutions").symlink_to(NOTEBOOKS_DIR / "solutions")
+    notebook, _ = run_notebooks.execute_notebook(
+        solved, "smoke", timeout=600, runs_dir=str(smoke_runs_dir)
+    )
+    verdicts = [
+        output["data"]["text/plain"]
+        for cell in notebook.cells
+        if "st.exercises.check_" in cell.source
+        for output in cell.get("outputs", [])
+        if "text/plain" in output.get("data", {})
+    ]
+    assert verdicts and all(verdict.startswith("PASSED") for verdict in verdicts), verdicts
+    printed = "".join(
+        output.get("text", "") for cell in notebook.cells for output in cell.get("outputs", [])
+    )
+    assert "has not passed its checker yet" not in printed
 
 
 # -- simclr_tf.notebook: modes, settings, run folders ------------------------------------------

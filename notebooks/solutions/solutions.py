@@ -1,8 +1,8 @@
-"""Reference solutions to the exercises of the notebooks (one function per exercise).
+"""Reference solutions to the exercises of the notebooks (one function or class per exercise).
 
 Try the exercise first: the checker in the notebook tells you whether your answer is right
-and, if not, what is wrong. Each function below passes its checker, which
-``tests/test_exercises.py`` verifies. To check one here::
+and, if not, which input failed and a hint. Each solution below passes its checker, which
+``tests/test_exercises.py`` verifies. To check one here (from this folder)::
 
     import simclr_tf as st
     from solutions import nt_xent_vectorised
@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import keras
 import numpy as np
+import tensorflow as tf
+
+import simclr_tf as st
 
 
 # 01_augmentation, st.exercises.check_adjust_saturation: blend with the gray image.
@@ -24,13 +27,52 @@ def adjust_saturation(images: np.ndarray, factors: np.ndarray) -> np.ndarray:
     return np.clip(blended, 0.0, 1.0)
 
 
-# 02_base_encoder, st.exercises.check_conv_parameter_count: parameters of a convolution.
-def conv_parameter_count(
-    kernel_size: int, in_channels: int, out_channels: int, use_bias: bool
-) -> int:
-    """One ``k x k x C_in`` filter per output channel, plus one bias each if used."""
-    weights = kernel_size * kernel_size * in_channels * out_channels
-    return weights + (out_channels if use_bias else 0)
+# 01_augmentation, st.exercises.check_image_transforms: two views from the primitives.
+class ImageTransforms:
+    """Two random SimCLR views of one image, composed from ``st.transforms``' operations."""
+
+    def __init__(self, image_size, config=None, seed=None):
+        self.size = (image_size, image_size)
+        self.config = config or st.augment.AugmentConfig.preset("cifar")
+        self.rng = np.random.default_rng(seed)  # once: every view draws from it
+
+    def augment(self, image):
+        """One view: crop and resize, flip, colour jitter, grayscale (the CIFAR recipe)."""
+        config, rng = self.config, self.rng
+        view = st.transforms.to_float(image)
+        box = st.transforms.sample_crop_box(
+            rng, view.shape[0], view.shape[1], config.crop_area, config.crop_aspect
+        )
+        view = st.transforms.resized_crop(view, box, self.size)
+        if rng.uniform() < config.flip_prob:
+            view = st.transforms.horizontal_flip(view)
+        if rng.uniform() < config.color_prob:
+            view = st.transforms.color_jitter(
+                view,
+                brightness=st.transforms.random_factor(rng, config.brightness_range),
+                contrast=st.transforms.random_factor(rng, config.contrast_range),
+                saturation=st.transforms.random_factor(rng, config.saturation_range),
+                hue=rng.uniform(-config.hue_range, config.hue_range),
+                order=tuple(rng.permutation(4)),
+            )
+        if rng.uniform() < config.grayscale_prob:
+            view = st.transforms.to_grayscale(view)
+        return view
+
+    def __call__(self, image):
+        return self.augment(image), self.augment(image)
+
+
+# 02_base_encoder, st.exercises.check_cifar_stem: the stem for 32x32 images.
+def cifar_stem(channels: int) -> keras.Model:
+    """One 3x3 convolution with stride 1 (no bias, no max-pool), BatchNorm, ReLU."""
+    return keras.Sequential(
+        [
+            keras.layers.Conv2D(channels, 3, strides=1, padding="same", use_bias=False),
+            keras.layers.BatchNormalization(),
+            keras.layers.ReLU(),
+        ]
+    )
 
 
 # 03_projection_head, st.exercises.check_projection_head: the head g.
@@ -59,7 +101,7 @@ def contrastive_accuracy(z1: np.ndarray, z2: np.ndarray) -> float:
     return float(np.mean(similarity.argmax(axis=1) == positives))
 
 
-# 04_contrastive_loss, st.exercises.check_nt_xent: vectorised NT-Xent (shown in the notebook).
+# 04_contrastive_loss, st.exercises.check_nt_xent: vectorised NT-Xent.
 def nt_xent_vectorised(z1: np.ndarray, z2: np.ndarray, temperature: float) -> float:
     """Mean over the 2N anchors of the cross-entropy of their positive among 2N - 1 others."""
     z = np.concatenate([z1, z2]).astype(np.float64)
@@ -71,6 +113,19 @@ def nt_xent_vectorised(z1: np.ndarray, z2: np.ndarray, temperature: float) -> fl
     log_normaliser = np.log(np.exp(logits - logits.max(1, keepdims=True)).sum(1))
     log_normaliser += logits.max(1)
     return float(np.mean(log_normaliser - logits[np.arange(2 * n), positives]))
+
+
+# 05_training, st.exercises.check_train_step: one step of Algorithm 1.
+def train_step(encoder, head, optimizer, images, step, config):
+    """Two views, one encoder call on both, the head, NT-Xent, gradients, one update."""
+    view1, view2 = st.augment.two_views(images, config.seed, step, config.augment_config())
+    with tf.GradientTape() as tape:
+        h = encoder(tf.concat([view1, view2], axis=0), training=True)
+        z1, z2 = tf.split(head(h, training=True), 2, axis=0)
+        loss, _ = st.losses.nt_xent_loss(z1, z2, config.temperature)
+    variables = encoder.trainable_variables + head.trainable_variables
+    optimizer.apply(tape.gradient(loss, variables), variables)
+    return loss
 
 
 # 05_training, st.exercises.check_learning_rate_schedule: warm-up then cosine decay.
@@ -114,10 +169,10 @@ def knn_predict(
     return scores.argmax(axis=1)
 
 
-# 07_export, st.exercises.check_downstream_model: a classifier on the frozen encoder.
-def downstream_model(encoder_path: str, num_classes: int) -> keras.Model:
-    """uint8 images -> frozen SavedModel encoder (its ``serve`` endpoint) -> linear head."""
-    encoder = keras.layers.TFSMLayer(encoder_path, call_endpoint="serve", trainable=False)
-    images = keras.Input(shape=(32, 32, 3), dtype="uint8")
-    logits = keras.layers.Dense(num_classes)(encoder(images))
-    return keras.Model(images, logits)
+# 07_export, st.exercises.check_nearest_neighbours: retrieval through the SavedModel.
+def nearest_neighbours(encoder, gallery_features: np.ndarray, image: np.ndarray, k: int):
+    """The k gallery images most cosine-similar to ``image``, most similar first."""
+    query = encoder.serve(image[None]).numpy()[0]  # uint8 in: the endpoint scales itself
+    gallery = gallery_features / np.linalg.norm(gallery_features, axis=1, keepdims=True)
+    similarity = gallery @ (query / np.linalg.norm(query))
+    return np.argsort(-similarity)[:k]
