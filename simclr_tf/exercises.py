@@ -1072,6 +1072,8 @@ def check_train_step(fn: Callable[..., Any], tolerance: float = 1e-3) -> CheckRe
             before = [_weights(learner.encoder), _weights(learner.projection_head)]
             reference_before = [_weights(reference.encoder), _weights(reference.projection_head)]
             expected = reference.train_step(images)["loss"]
+            # The optimizer's learning rate follows the run's step counter (the schedule).
+            learner.step.assign(step)
             result = fn(
                 learner.encoder, learner.projection_head, learner.optimizer, images, step, config
             )
