@@ -160,23 +160,31 @@ def test_a_live_lock_refuses_the_second_run_and_a_stale_one_is_taken_over(tmp_pa
 def test_two_command_line_runs_at_once_one_is_refused(tmp_path):
     out_dir = tmp_path / "run"
     flags = ["--preset=smoke", "--image_size=16", "--batch_size=16", f"--out_dir={out_dir}"]
-    command = [sys.executable, "-m", "simclr_tf.train", *flags, "--steps=60"]
-    first = subprocess.Popen(command, env=ENV, stderr=subprocess.PIPE, text=True)
+    # The first run is long (it is stopped below), so it holds the lock while the second starts.
+    long_run = [sys.executable, "-m", "simclr_tf.train", *flags, "--epochs=100", "--steps=0"]
+    first = subprocess.Popen(long_run, env=ENV, stderr=subprocess.PIPE, text=True)
     try:
-        lock = out_dir / runs.LOCK_FILE
-        for _ in range(600):
-            if lock.exists() and lock.read_text():
-                break
-            if first.poll() is not None:
+        lock, steps_file = out_dir / runs.LOCK_FILE, out_dir / "steps.csv"
+        for _ in range(1200):  # until the first run is training
+            if steps_file.exists() or first.poll() is not None:
                 break
             subprocess.run(["sleep", "0.1"])
-        second = subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=300)
+        second = subprocess.run(
+            [sys.executable, "-m", "simclr_tf.train", *flags, "--steps=4"],
+            env=ENV,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
     finally:
+        first.terminate()  # SIGTERM: the first run checkpoints and exits
         first.wait(timeout=300)
-    assert first.returncode == 0, first.stderr.read()[-2000:]
-    assert second.returncode == 2
+    assert second.returncode == 2, second.stderr[-2000:]
     assert "is in use by process" in second.stderr and "Traceback" not in second.stderr
-    assert _steps(out_dir) == list(range(1, 61))
+    assert first.returncode == 130, first.stderr.read()[-2000:]
+    steps = _steps(out_dir)
+    assert steps == list(range(1, len(steps) + 1))  # one writer: no doubled rows
+    assert not lock.exists()
 
 
 # -- 4. a failed resume changes nothing ---------------------------------------------------- ---
