@@ -44,8 +44,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS_DIR = ROOT / "notebooks"
 RAW_TABLE = re.compile(r"^\|.*\|\s*\n\|[ :|-]+\|\s*$", re.MULTILINE)
-SETTINGS = {  # JupyterLab user settings: render every cell, no news pop-up
+SETTINGS = {  # JupyterLab user settings: render every cell, never save, no news pop-up
     "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
+    "@jupyterlab/docmanager-extension/plugin.jupyterlab-settings": {"autosave": False},
     "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {
         "fetchNews": "false",
         "checkForUpdates": False,
@@ -63,6 +64,15 @@ NOTEBOOK_STATE = """() => {
                 outputs: json.outputs || [], source: [].concat(json.source).join('')});
   }
   return {kernel: kernel ? kernel.status : 'none', cells: cells};
+}"""
+# Shuts the notebook's kernel down and closes it unsaved: the files on disk stay as committed.
+CLOSE_UNSAVED = """async () => {
+  const panel = window.jupyterapp.shell.currentWidget;
+  await panel.sessionContext.shutdown();
+  panel.context.model.dirty = false;
+  panel.close();
+  await new Promise(resolve => setTimeout(resolve, 500));
+  if (!panel.isDisposed) panel.dispose();
 }"""
 BROKEN_IMAGES = """() => Array.from(document.querySelectorAll('.jp-Notebook img'))
   .filter(img => img.complete && img.naturalWidth === 0)
@@ -176,8 +186,7 @@ def run_notebook(page, base: str, token: str, path: Path, shots: Path, timeout: 
     if time.monotonic() >= deadline:
         failures.append(f"did not finish within {timeout:.0f} s")
     save_screens(page, shots / path.stem)
-    page.evaluate("() => window.jupyterapp.commands.execute('kernelmenu:shutdown')")
-    page.evaluate("() => window.jupyterapp.commands.execute('application:close-all')")
+    page.evaluate(CLOSE_UNSAVED)
     return {"failures": failures, "warnings": warnings}
 
 
@@ -223,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     shots = Path(args.out)
     shutil.rmtree(shots, ignore_errors=True)
     shots.mkdir(parents=True)
+    committed = {path: path.read_bytes() for path in selected}
     port, token = free_port(), secrets.token_hex(16)
     base = f"http://127.0.0.1:{port}"
     results = {}
@@ -240,11 +250,11 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"{path.name} ...", end=" ", flush=True)
                     results[path.stem] = run_notebook(page, base, token, path, shots, args.timeout)
                     verdict = "FAILED" if results[path.stem]["failures"] else "ok"
-                    print(f"{verdict} ({time.perf_counter() - start:.0f} s)")
+                    print(f"{verdict} ({time.perf_counter() - start:.0f} s)", flush=True)
                     for line in results[path.stem]["failures"]:
-                        print(f"  FAIL {line}")
+                        print(f"  FAIL {line}", flush=True)
                     for line in results[path.stem]["warnings"]:
-                        print(f"  warn {line}")
+                        print(f"  warn {line}", flush=True)
                 browser.close()
         except RuntimeError as error:
             print(f"error: {error}; see the server log above", file=sys.stderr)
@@ -253,6 +263,12 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             server.terminate()
             server.wait(timeout=30)
+    for path, content in committed.items():
+        if path.read_bytes() != content:  # never expected: the check must not save notebooks
+            path.write_bytes(content)
+            results.setdefault(path.stem, {"failures": [], "warnings": []})["failures"].append(
+                "JupyterLab saved the notebook during the check; the file was put back"
+            )
     (shots / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     failed = [name for name, result in results.items() if result["failures"]]
     print(f"screenshots in {shots}; failed: {', '.join(failed) or 'none'}")
