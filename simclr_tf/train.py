@@ -47,7 +47,7 @@ import numpy as np
 import tensorflow as tf
 
 from simclr_tf import distribute, runtime
-from simclr_tf.augment import AugmentConfig, two_views
+from simclr_tf.augment import two_views
 from simclr_tf.callbacks import (
     Callback,
     CallbackList,
@@ -87,7 +87,6 @@ __all__ = [
     "Pretrainer",
     "PretrainResult",
     "TrainingDivergedError",
-    "augment_config_for",
     "build_parser",
     "config_from_args",
     "format_epoch",
@@ -110,11 +109,6 @@ STEP_METRICS = (
 
 LAST_VALUE_METRICS = ("loss_scale", "skipped_steps")
 """Step metrics that an epoch's row takes from its last step instead of averaging."""
-
-
-def augment_config_for(config: SimCLRConfig) -> AugmentConfig:
-    """The augmentation settings a run uses (see :meth:`SimCLRConfig.augment_config`)."""
-    return config.augment_config()
 
 
 def _check_batch(config: SimCLRConfig, num_examples: int, num_replicas: int) -> None:
