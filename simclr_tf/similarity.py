@@ -31,8 +31,9 @@ _MAX_QUERY_ROWS = 4096
 def normalize(vectors: np.ndarray, epsilon: float = 1e-12) -> np.ndarray:
     """Rows of ``vectors`` scaled to unit L2 norm, as float32 (zero rows stay zero).
 
-    ``x / max(|x|, sqrt(epsilon))``, as :func:`simclr_tf.evaluate.features.l2_normalize_rows`
-    computes it (this module stays free of TensorFlow).
+    ``x / max(|x|, sqrt(epsilon))``, the NumPy twin of :func:`simclr_tf.losses.l2_normalize`
+    (this module stays free of TensorFlow); the evaluation uses it as
+    ``simclr_tf.evaluate.l2_normalize_rows``.
 
     Args:
         vectors: ``[N, D]``, any float dtype.

@@ -30,6 +30,7 @@ from matplotlib.figure import Figure
 
 from simclr_tf.data.sampling import balanced_indices
 from simclr_tf.runs import read_metrics
+from simclr_tf.similarity import normalize as l2_normalize_rows
 
 
 def _as_image_batch(images: Any, name: str) -> np.ndarray:
@@ -182,8 +183,6 @@ def tsne_embedding(
     from sklearn.decomposition import PCA
     from sklearn.manifold import TSNE
     from threadpoolctl import threadpool_limits
-
-    from simclr_tf.evaluate.features import l2_normalize_rows
 
     features = np.asarray(features, dtype=np.float32)
     if features.ndim != 2 or len(features) < 5:
@@ -365,8 +364,6 @@ def nearest_neighbours(
     Returns:
         ``(indices, similarities)``, int64 and float32 ``[Q, k]``, most similar first.
     """
-    from simclr_tf.evaluate.features import l2_normalize_rows
-
     similarity = l2_normalize_rows(query_features) @ l2_normalize_rows(gallery_features).T
     k = min(int(k), similarity.shape[1])
     indices = np.argsort(-similarity, axis=1, kind="stable")[:, :k]

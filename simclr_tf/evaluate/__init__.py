@@ -55,7 +55,6 @@ from simclr_tf.evaluate.features import (
     FeatureEncoder,
     check_features,
     extract_features,
-    l2_normalize_rows,
     read_metadata,
 )
 from simclr_tf.evaluate.figures import class_names_for, save_embedding_figures
@@ -86,6 +85,7 @@ from simclr_tf.evaluate.registry import (
     validate_protocols,
 )
 from simclr_tf.evaluate.report import format_results_table, save_results
+from simclr_tf.similarity import normalize as l2_normalize_rows  # the one NumPy row normalisation
 
 __all__ = [
     "DATASETS",

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 from typing import Any
 
@@ -186,23 +185,6 @@ def _load_saved_model(path: str):
             f"{str(error).splitlines()[0] if str(error) else ''}); it is damaged or incomplete. "
             "Export the encoder again, or copy the whole folder anew."
         ) from None
-
-
-def l2_normalize_rows(features: np.ndarray, epsilon: float = 1e-12) -> np.ndarray:
-    """Scales each row to unit L2 norm, in NumPy (zero rows stay zero).
-
-    The NumPy twin of :func:`simclr_tf.losses.l2_normalize`: ``x / max(|x|, sqrt(epsilon))``.
-
-    Args:
-        features: float ``[N, D]``.
-        epsilon: floor of the squared norm.
-
-    Returns:
-        float32 ``[N, D]``.
-    """
-    features = np.asarray(features, dtype=np.float32)
-    norms = np.sqrt(np.sum(np.square(features), axis=-1, keepdims=True))
-    return features / np.maximum(norms, math.sqrt(epsilon))
 
 
 def check_features(
