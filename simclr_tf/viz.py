@@ -15,6 +15,8 @@ also saves it there as a PNG (creating the folder).
   (:func:`nearest_neighbours`).
 * :func:`plot_training_curves` -- loss and accuracies per epoch of a run's ``metrics.csv``
   (:func:`read_metrics`).
+* :func:`plot_label_efficiency` -- accuracy against labels per class, with error bars
+  (:mod:`simclr_tf.evaluate.label_efficiency`).
 """
 
 from __future__ import annotations
@@ -514,6 +516,62 @@ def plot_training_curves(
         axes.grid(alpha=0.3)
     if title:
         fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    _save(fig, path)
+    return fig
+
+
+def plot_label_efficiency(
+    curves: dict[str, dict[str, Any]],
+    path: str | os.PathLike | None = None,
+    title: str | None = "Accuracy against labels per class",
+) -> Figure:
+    """Test accuracy against labelled images per class, one line per method, mean +- s.e.
+
+    Args:
+        curves: ``{method name: curve}``, curves as
+            :func:`simclr_tf.evaluate.label_efficiency.probe_curve` returns them. The point
+            with every label (``labels_per_class`` 0) is drawn as a dashed horizontal line.
+        path: PNG file to write, or ``None``.
+        title: figure title, or ``None``.
+
+    Returns:
+        The matplotlib ``Figure``.
+    """
+    fig, axes = plt.subplots(figsize=(6.4, 4.2))
+    for index, (name, curve) in enumerate(curves.items()):
+        colour = f"C{index}"
+        points = sorted(
+            (p for p in curve["points"].values() if p["labels_per_class"] > 0),
+            key=lambda p: p["labels_per_class"],
+        )
+        if points:
+            axes.errorbar(
+                [p["labels_per_class"] for p in points],
+                [100 * p["mean"] for p in points],
+                yerr=[100 * p["stderr"] for p in points],
+                marker="o",
+                markersize=4,
+                capsize=3,
+                color=colour,
+                label=name,
+            )
+        everything = curve["points"].get("0")
+        if everything is not None:
+            axes.axhline(
+                100 * everything["mean"],
+                color=colour,
+                linestyle="--",
+                linewidth=1,
+                label=f"{name}, all labels" if points else name,
+            )
+    axes.set_xscale("log")
+    axes.set_xlabel("labelled images per class")
+    axes.set_ylabel("test accuracy (%)")
+    axes.grid(alpha=0.3, which="both")
+    axes.legend(fontsize=8)
+    if title:
+        axes.set_title(title, fontsize=11)
     fig.tight_layout()
     _save(fig, path)
     return fig

@@ -60,6 +60,13 @@ from simclr_tf.evaluate.features import (
 from simclr_tf.evaluate.figures import class_names_for, save_embedding_figures
 from simclr_tf.evaluate.finetune import FinetuneOptions, train_classifier
 from simclr_tf.evaluate.knn import DEFAULT_K, DEFAULT_TEMPERATURE, knn_accuracy, knn_predict
+from simclr_tf.evaluate.label_efficiency import (
+    ALL_LABELS,
+    LABELS_PER_CLASS,
+    label_draws,
+    probe_curve,
+    training_curve,
+)
 from simclr_tf.evaluate.linear import DEFAULT_C_VALUES, choose_regularization, linear_probe
 from simclr_tf.evaluate.options import (
     DEFAULT_LABEL_FRACTIONS,
@@ -88,6 +95,7 @@ from simclr_tf.evaluate.report import format_results_table, save_results
 from simclr_tf.similarity import normalize as l2_normalize_rows  # the one NumPy row normalisation
 
 __all__ = [
+    "ALL_LABELS",
     "DATASETS",
     "DEFAULT_C_VALUES",
     "DEFAULT_K",
@@ -95,6 +103,7 @@ __all__ = [
     "DEFAULT_PROTOCOLS",
     "DEFAULT_TEMPERATURE",
     "LABELED_PROTOCOLS",
+    "LABELS_PER_CLASS",
     "PROTOCOLS",
     "QUALITY_IMAGES",
     "REGISTRY",
@@ -104,6 +113,9 @@ __all__ = [
     "FinetuneOptions",
     "Protocol",
     "Split",
+    "label_draws",
+    "probe_curve",
+    "training_curve",
     "alignment",
     "check_features",
     "choose_regularization",
