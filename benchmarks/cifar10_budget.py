@@ -36,6 +36,8 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 START = time.perf_counter()
@@ -86,22 +88,52 @@ def parse_overrides(pairs: list[str]) -> dict[str, object]:
     return overrides
 
 
-def seconds_per_step(config: SimCLRConfig, images: np.ndarray, labels: np.ndarray) -> tuple:
-    """Times steps of a throwaway run through ``Pretrainer.fit``, so that the data pipeline
-    and the per-step logging count as they will in the real run; returns (median s/step,
-    seconds to the end of the first step, tracing included)."""
+def seconds_per_step(
+    config: SimCLRConfig,
+    images: np.ndarray,
+    labels: np.ndarray,
+    make_trainer: Callable[..., Any] = Pretrainer,
+) -> tuple:
+    """Times steps of a throwaway run through its ``fit``, so that the data pipeline and the
+    per-step logging count as they will in the real run; returns (median s/step, seconds to
+    the end of the first step, tracing included).
+
+    ``make_trainer(config, num_examples, num_classes)`` builds the run (SimCLR's
+    ``Pretrainer`` by default; the pretext comparison passes its own).
+    """
     count = 1 + CALIBRATION_WARMUP_STEPS + CALIBRATION_STEPS
     images, labels = images[: count * config.batch_size], labels[: count * config.batch_size]
     ticks: list[float] = []
     with tempfile.TemporaryDirectory() as out_dir:
         probe_config = config.replace(verbose=0, epochs=1, steps=0, out_dir=out_dir)
-        probe = Pretrainer(probe_config, len(images), int(labels.max()) + 1)
+        probe = make_trainer(probe_config, len(images), int(labels.max()) + 1)
         start = time.perf_counter()
         probe.fit(
             ArrayImages(images, labels), callbacks=[lambda *_: ticks.append(time.perf_counter())]
         )
     durations = np.diff(ticks)[CALIBRATION_WARMUP_STEPS:]
     return float(np.median(durations)), ticks[0] - start
+
+
+def planned_steps(
+    config: SimCLRConfig, per_step: float, tracing: float, num_examples: int, seconds_left: float
+) -> int:
+    """Steps that fill ``seconds_left`` after tracing and the epoch ends (with a margin)."""
+    steps_per_epoch = num_examples // config.batch_size
+    left = seconds_left - tracing
+    epochs_estimate = left / (per_step * steps_per_epoch)
+    left -= EPOCH_END_SECONDS * math.ceil(epochs_estimate) + FIRST_EPOCH_SECONDS
+    return max(1, int(SAFETY * left / per_step))
+
+
+def fit_until(trainer: Any, source: ArrayImages, deadline: float) -> list[dict[str, float]]:
+    """``trainer.fit(source)``, stopped after the step that crosses ``deadline``."""
+
+    def stop_at_deadline(step: int, metrics: dict[str, float]) -> None:
+        if time.perf_counter() >= deadline:
+            trainer.stop_training = True
+
+    return trainer.fit(source, callbacks=[stop_at_deadline])
 
 
 def main(argv: list[str] | None = None) -> dict[str, object]:
@@ -125,10 +157,9 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     config = preset(args.preset, dataset="cifar10", **parse_overrides(args.set))
     per_step, tracing = seconds_per_step(config, x_train, y_train)
     steps_per_epoch = len(x_train) // config.batch_size
-    left = budget - (time.perf_counter() - START) - tracing
-    epochs_estimate = left / (per_step * steps_per_epoch)
-    left -= EPOCH_END_SECONDS * math.ceil(epochs_estimate) + FIRST_EPOCH_SECONDS
-    steps = max(1, int(SAFETY * left / per_step))
+    steps = planned_steps(
+        config, per_step, tracing, len(x_train), budget - (time.perf_counter() - START)
+    )
     config = config.replace(
         steps=steps,
         epochs=math.ceil(steps / steps_per_epoch),
@@ -146,13 +177,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
 
     pretrainer = Pretrainer(config, len(x_train), int(y_train.max()) + 1)
     train_start = time.perf_counter()
-    deadline = START + budget
-
-    def stop_at_deadline(step: int, metrics: dict[str, float]) -> None:
-        if time.perf_counter() >= deadline:
-            pretrainer.stop_training = True
-
-    rows = pretrainer.fit(ArrayImages(x_train, y_train), callbacks=[stop_at_deadline])
+    rows = fit_until(pretrainer, ArrayImages(x_train, y_train), START + budget)
     wall = time.perf_counter() - START
     train_seconds = time.perf_counter() - train_start
     steps_done = int(pretrainer.step.numpy())
