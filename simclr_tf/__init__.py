@@ -25,6 +25,8 @@ _SUBMODULES = (
     "models",
     "optim",
     "pipeline",
+    "pretext",
+    "pretrained",
     "retrieval",
     "runs",
     "runtime",

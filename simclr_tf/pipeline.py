@@ -13,7 +13,8 @@ takes every flag of ``python -m simclr_tf.train`` and, in one go:
 4. draws the training curves, a t-SNE of the test representations, a nearest-neighbour grid,
    and writes the TensorBoard Embedding Projector files (``RUN_DIR/plots``), from the features
    the evaluation extracted;
-5. prints a summary with every path.
+5. prints a summary with every path, and how the linear probe compares with the pretrained
+   encoder in the repository (:mod:`simclr_tf.pretrained`) on the same evaluation.
 
 ``RUN_DIR/evaluation/results.md`` and ``results.json`` keep the numbers with the command that
 produced them.
@@ -28,7 +29,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from simclr_tf import train
+from simclr_tf import pretrained, train
 from simclr_tf.cli import run_command
 from simclr_tf.config import SimCLRConfig
 
@@ -91,6 +92,10 @@ def run_main_job(
     )
     results["paths"] = paths
     results["seconds"] = seconds
+    linear = results["protocols"].get("linear", {}).get("top1")
+    results["pretrained_comparison"] = pretrained.comparison_line(
+        config.dataset, config.image_size, linear
+    )
     return results
 
 
@@ -103,6 +108,7 @@ def format_summary(results: dict[str, Any]) -> str:
         "",
         format_results_table(results),
         "",
+        *([results["pretrained_comparison"], ""] if results.get("pretrained_comparison") else []),
         "Time: "
         + ", ".join(f"{stage} {value / 60:.1f} min" for stage, value in seconds.items())
         + f" (total {sum(seconds.values()) / 60:.1f} min)",

@@ -539,12 +539,14 @@ def plot_label_efficiency(
         The matplotlib ``Figure``.
     """
     fig, axes = plt.subplots(figsize=(6.4, 4.2))
+    counts: set[int] = set()
     for index, (name, curve) in enumerate(curves.items()):
         colour = f"C{index}"
         points = sorted(
             (p for p in curve["points"].values() if p["labels_per_class"] > 0),
             key=lambda p: p["labels_per_class"],
         )
+        counts.update(p["labels_per_class"] for p in points)
         if points:
             axes.errorbar(
                 [p["labels_per_class"] for p in points],
@@ -566,6 +568,9 @@ def plot_label_efficiency(
                 label=f"{name}, all labels" if points else name,
             )
     axes.set_xscale("log")
+    if counts:
+        axes.set_xticks(sorted(counts), [str(count) for count in sorted(counts)])
+        axes.minorticks_off()
     axes.set_xlabel("labelled images per class")
     axes.set_ylabel("test accuracy (%)")
     axes.grid(alpha=0.3, which="both")
