@@ -89,7 +89,9 @@ class SimCLRConfig:
     # Augmentation
     augment: str = _help(
         f"Augmentation preset, one of {AUGMENT_PRESETS}: 'cifar' is colour strength 0.5 and no "
-        "blur, 'imagenet' colour strength 1.0 and Gaussian blur.",
+        "blur, 'imagenet' colour strength 1.0 and Gaussian blur, 'cifar_crop_only' the crop "
+        "and flip without colour distortion (an ablation; colour without crop is 'cifar' with "
+        "--crop_min_area=1.0).",
         default="cifar",
     )
     crop_min_area: float = _help(

@@ -46,3 +46,32 @@ def test_unknown_preset_or_field_is_rejected():
         AugmentConfig.preset("mnist")
     with pytest.raises(ValueError, match="colour_strength"):
         AugmentConfig.preset("cifar", colour_strength=0.5)
+
+
+def test_the_crop_only_ablation_keeps_crop_and_flip_and_drops_colour():
+    import dataclasses
+
+    import numpy as np
+    import tensorflow as tf
+
+    from simclr_tf.augment import augment_batch
+    from simclr_tf.config import preset
+
+    crop_only = preset("cpu", augment="cifar_crop_only").augment_config()
+    assert crop_only.color_prob == crop_only.grayscale_prob == crop_only.blur_prob == 0.0
+    assert crop_only.crop_area == (0.2, 1.0) and crop_only.flip_prob == 0.5
+    # A flat-coloured image stays exactly its colour through crop and flip alone.
+    flat = np.full([4, 32, 32, 3], (200, 40, 90), np.uint8)
+    views = augment_batch(tf.constant(flat), tf.constant([1, 2]), crop_only).numpy()
+    np.testing.assert_allclose(
+        views, np.broadcast_to(flat[:, :24, :24] / 255.0, views.shape), atol=1e-5
+    )
+    # Colour without crop: --crop_min_area=1.0 makes every box the whole image.
+    color_only = preset("cpu", crop_min_area=1.0).augment_config()
+    ramp = np.broadcast_to(np.arange(32, dtype=np.uint8)[None, None, :, None] * 8, [4, 32, 32, 3])
+    geometry_only = dataclasses.replace(
+        color_only, color_prob=0.0, grayscale_prob=0.0, flip_prob=0.0
+    )
+    views = augment_batch(tf.constant(ramp), tf.constant([3, 4]), geometry_only).numpy()
+    whole = tf.image.resize(ramp / 255.0, [24, 24], antialias=True).numpy()
+    np.testing.assert_allclose(views, whole, atol=0.02)

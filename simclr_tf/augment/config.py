@@ -40,11 +40,20 @@ DEFAULT_HUE_METHOD = "yiq"
 PRESET_VALUES: dict[str, dict[str, Any]] = {
     "cifar": {"color_strength": 0.5, "blur_prob": 0.0},
     "imagenet": {"color_strength": 1.0, "blur_prob": 0.5},
+    # The ablation of the paper's Figure 5: random crop (and flip) without colour distortion.
+    # Its counterpart, colour distortion without cropping, is "cifar" with a crop area of 1
+    # (SimCLRConfig's --crop_min_area=1.0: the box is the whole image).
+    "cifar_crop_only": {
+        "color_strength": 0.5,
+        "blur_prob": 0.0,
+        "color_prob": 0.0,
+        "grayscale_prob": 0.0,
+    },
 }
 """The fields each preset of :meth:`AugmentConfig.preset` sets (the others keep the defaults)."""
 
 PRESETS = tuple(PRESET_VALUES)
-"""Names of the augmentation presets: "cifar" and "imagenet"."""
+"""Names of the augmentation presets: "cifar", "imagenet" and the ablation "cifar_crop_only"."""
 
 
 def check_hue_method(method: str, argument: str = "hue_method") -> str:
