@@ -35,6 +35,8 @@ def test_main_job_writes_every_artefact_and_reuses_the_run(tmp_path, monkeypatch
     assert pipeline.main(argv) == 0
     summary = capsys.readouterr().out
     assert "Linear probe, random-init encoder" in summary
+    # The sample at 32 px is what the repository's pretrained encoder was also measured on.
+    assert "For comparison: the pretrained encoder in pretrained/cifar10-cpu" in summary
     with open(os.path.join(out_dir, "evaluation", "results.json"), encoding="utf-8") as handle:
         results = json.load(handle)
     assert set(results["protocols"]) == {"linear", "knn", "random_init"}
