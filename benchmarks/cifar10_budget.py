@@ -93,13 +93,15 @@ def seconds_per_step(
     images: np.ndarray,
     labels: np.ndarray,
     make_trainer: Callable[..., Any] = Pretrainer,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> tuple:
     """Times steps of a throwaway run through its ``fit``, so that the data pipeline and the
     per-step logging count as they will in the real run; returns (median s/step, seconds to
     the end of the first step, tracing included).
 
     ``make_trainer(config, num_examples, num_classes)`` builds the run (SimCLR's
-    ``Pretrainer`` by default; the pretext comparison passes its own).
+    ``Pretrainer`` by default; the pretext comparison passes its own). ``clock`` measures
+    the seconds (wall clock by default; ``time.process_time`` for CPU time).
     """
     count = 1 + CALIBRATION_WARMUP_STEPS + CALIBRATION_STEPS
     images, labels = images[: count * config.batch_size], labels[: count * config.batch_size]
@@ -107,10 +109,8 @@ def seconds_per_step(
     with tempfile.TemporaryDirectory() as out_dir:
         probe_config = config.replace(verbose=0, epochs=1, steps=0, out_dir=out_dir)
         probe = make_trainer(probe_config, len(images), int(labels.max()) + 1)
-        start = time.perf_counter()
-        probe.fit(
-            ArrayImages(images, labels), callbacks=[lambda *_: ticks.append(time.perf_counter())]
-        )
+        start = clock()
+        probe.fit(ArrayImages(images, labels), callbacks=[lambda *_: ticks.append(clock())])
     durations = np.diff(ticks)[CALIBRATION_WARMUP_STEPS:]
     return float(np.median(durations)), ticks[0] - start
 
@@ -126,11 +126,16 @@ def planned_steps(
     return max(1, int(SAFETY * left / per_step))
 
 
-def fit_until(trainer: Any, source: ArrayImages, deadline: float) -> list[dict[str, float]]:
-    """``trainer.fit(source)``, stopped after the step that crosses ``deadline``."""
+def fit_until(
+    trainer: Any,
+    source: ArrayImages,
+    deadline: float,
+    clock: Callable[[], float] = time.perf_counter,
+) -> list[dict[str, float]]:
+    """``trainer.fit(source)``, stopped after the step at which ``clock()`` passes ``deadline``."""
 
     def stop_at_deadline(step: int, metrics: dict[str, float]) -> None:
-        if time.perf_counter() >= deadline:
+        if clock() >= deadline:
             trainer.stop_training = True
 
     return trainer.fit(source, callbacks=[stop_at_deadline])
