@@ -218,12 +218,12 @@ def check_train_step(fn: Callable[..., Any], tolerance: float = 1e-3) -> CheckRe
     and the head's variables with ``optimizer`` and return the loss.
 
     The checker builds two identical small models (the smoke recipe, SGD, 16-px views of 8
-    images), runs two steps of the library's :class:`~simclr_tf.train.Pretrainer` on one and
+    images), runs two steps of the library's :class:`~simclr_tf.pretrainer.Pretrainer` on one and
     two steps of ``fn`` on the other, with the same weights, views and seed, and compares the
     losses and the weight updates after each step.
     """
     from simclr_tf.config import preset
-    from simclr_tf.train import Pretrainer
+    from simclr_tf.pretrainer import Pretrainer
 
     name = "train_step"
 
@@ -312,7 +312,7 @@ def check_train_step(fn: Callable[..., Any], tolerance: float = 1e-3) -> CheckRe
 
 def _fresh(config: Any, num_examples: int) -> Any:
     """A new Pretrainer of ``config``: the same initial weights as every other one."""
-    from simclr_tf.train import Pretrainer
+    from simclr_tf.pretrainer import Pretrainer
 
     return Pretrainer(config, num_examples=num_examples)
 
