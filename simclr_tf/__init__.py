@@ -25,6 +25,7 @@ _SUBMODULES = (
     "models",
     "optim",
     "pipeline",
+    "pretrainer",
     "retrieval",
     "runs",
     "runtime",
