@@ -49,7 +49,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from simclr_tf import runtime, train  # noqa: E402
+from simclr_tf import pretrainer, runtime, train  # noqa: E402
 from simclr_tf.augment import AugmentConfig, two_views  # noqa: E402
 from simclr_tf.config import preset  # noqa: E402
 
@@ -167,10 +167,10 @@ def child_overflow() -> dict[str, Any]:
     sys.path.insert(0, os.path.join(ROOT, "tests"))
     from distribute_helpers import overflow_on_replica_one
 
-    real_loss = train.nt_xent_loss
-    train.nt_xent_loss = overflow_on_replica_one(real_loss)
+    real_loss = pretrainer.nt_xent_loss
+    pretrainer.nt_xent_loss = overflow_on_replica_one(real_loss)
     skipped = trainer.train_step(*batch)
-    train.nt_xent_loss = real_loss
+    pretrainer.nt_xent_loss = real_loss
     unchanged = all(
         np.array_equal(np.asarray(copy), old)
         for variable, old in zip(trainer.encoder.trainable_variables, before, strict=True)

@@ -27,6 +27,7 @@ _SUBMODULES = (
     "pipeline",
     "pretext",
     "pretrained",
+    "pretrainer",
     "retrieval",
     "runs",
     "runtime",

@@ -1,6 +1,6 @@
 """What happens around the training steps: checks, checkpoints, logs, progress.
 
-:meth:`simclr_tf.train.Pretrainer.fit` only trains: for every batch it takes a step and then
+:meth:`simclr_tf.pretrainer.Pretrainer.fit` only trains: for every batch it takes a step and then
 tells its callbacks, which do everything else, in this order:
 
 * :class:`DivergenceCheck` stops the run when the loss is no longer finite;
@@ -30,7 +30,7 @@ import tensorflow as tf
 from simclr_tf.runs import METRIC_COLUMNS, RunDirectory
 
 if TYPE_CHECKING:
-    from simclr_tf.train import Pretrainer
+    from simclr_tf.pretrainer import Pretrainer
 
 __all__ = [
     "CSVLogger",
@@ -70,7 +70,7 @@ class Callback:
     """Base class of the training loop's callbacks; every hook does nothing by default.
 
     Attributes:
-        pretrainer: the :class:`~simclr_tf.train.Pretrainer` being trained, set by ``fit``.
+        pretrainer: the :class:`~simclr_tf.pretrainer.Pretrainer` being trained, set by ``fit``.
     """
 
     pretrainer: Pretrainer | None = None

@@ -95,7 +95,9 @@ class SimCLRConfig:
         default="cifar",
     )
     crop_min_area: float = _help(
-        "Smallest crop area of the random resized crop, as a fraction of the image (paper: 0.08).",
+        "Smallest crop area of the random resized crop, as a fraction of the image (paper: 0.08). "
+        "The run's AugmentConfig.crop_area is (crop_min_area, 1.0): a crop covers between this "
+        "fraction and the whole image.",
         default=0.08,
     )
     color_strength: float = _help(

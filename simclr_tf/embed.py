@@ -25,30 +25,37 @@ to a hidden folder beside the output (``.<name>.partial/``) as soon as it is com
 by ``Ctrl-C``, ``kill`` or a crash, the same command continues where it stopped: finished
 shards are not embedded again. The index folder itself appears only when everything is done
 (one rename), so a reader never sees half an index, and an existing index is replaced only by a
-complete new one (``overwrite=True``). Running a finished command again does nothing.
+complete new one (``overwrite=True``). Running a finished command again does nothing. How the
+folder and the unfinished work are kept on disk is :mod:`simclr_tf.index_folder`.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import hashlib
-import importlib.util
 import io
-import json
 import math
 import os
-import shutil
 import sys
 import time
 import warnings
 from collections.abc import Sequence
-from datetime import datetime, timezone
 from typing import IO, Any
 
 import numpy as np
 
-from simclr_tf import atomic
+from simclr_tf.index_folder import (
+    FORMAT,
+    MANIFEST_FILE,
+    assemble_index,
+    existing_index,
+    prepare_work_folder,
+    publish_index,
+    read_manifest,
+    shard_path,
+    work_folder,
+    write_shard,
+)
 from simclr_tf.similarity import normalize as unit_rows
 
 __all__ = [
@@ -63,15 +70,8 @@ __all__ = [
     "read_manifest",
 ]
 
-MANIFEST_FILE = "manifest.json"
-EMBEDDINGS_FILE = "embeddings.npy"
-PATHS_FILE = "paths.csv"
-PARQUET_FILE = "paths.parquet"
-SKIPPED_FILE = "skipped.csv"
-FORMAT = "simclr_tf embeddings 1"
 DEFAULT_BATCH_SIZE = 256
 DEFAULT_SHARD_SIZE = 4096
-_JOB_FILE = "job.json"
 _DTYPES = ("float32", "float16")
 
 
@@ -258,15 +258,15 @@ def embed_folder(
         "files": len(listing.file_paths),
         "files_digest": _digest(listing.file_paths),
     }
-    finished = _existing_index(target, job, overwrite)
+    finished = existing_index(target, job, overwrite)
     if finished is not None:
         log(f"{target} is complete already ({finished['count']:,} images); nothing to do.")
         return finished
 
-    work = os.path.join(os.path.dirname(target), f".{os.path.basename(target)}.partial")
-    _prepare_work_folder(work, job, overwrite)
+    work = work_folder(target)
+    prepare_work_folder(work, job, overwrite)
     shard_count = math.ceil(len(listing.file_paths) / shard_size)
-    done = {k for k in range(shard_count) if os.path.isfile(_shard_path(work, k))}
+    done = {k for k in range(shard_count) if os.path.isfile(shard_path(work, k))}
     todo = [k for k in range(shard_count) if k not in done]
     positions = [i for k in todo for i in range(k * shard_size, _shard_end(k, shard_size, listing))]
     if done:
@@ -290,18 +290,14 @@ def embed_folder(
             f"kept in {work}; run the same command again to continue."
         )
         raise
-    manifest = _assemble(work, target, listing, job, feature_encoder, shard_count)
+    manifest = assemble_index(work, listing, job, feature_encoder, shard_count)
     manifest["seconds"] = round(time.perf_counter() - started, 2)
     steady = progress.steady_rate
     manifest["images_per_second"] = {  # of this run's stream
         "all": round(progress.rate, 1),
         "after_first_batch": None if steady is None else round(steady, 1),
     }
-    atomic.write_json(os.path.join(work, MANIFEST_FILE), manifest)
-    for name in os.listdir(work):
-        if name.startswith("shard-") or name == _JOB_FILE:
-            os.remove(os.path.join(work, name))
-    atomic.replace_folder(work, target)
+    publish_index(work, target, manifest)
     log(
         f"Wrote {manifest['count']:,} embeddings of dimension {manifest['dim']} "
         f"({dtype}, {manifest['normalization']}) to {target}"
@@ -311,36 +307,6 @@ def embed_folder(
             else ""
         )
     )
-    return manifest
-
-
-def read_manifest(folder: str | os.PathLike) -> dict[str, Any]:
-    """Reads an index folder's ``manifest.json``.
-
-    Raises:
-        FileNotFoundError: if ``folder`` holds no complete index (with the reason).
-    """
-    folder = os.path.abspath(os.path.expanduser(os.fspath(folder)))
-    path = os.path.join(folder, MANIFEST_FILE)
-    if not os.path.isfile(path):
-        partial = os.path.join(os.path.dirname(folder), f".{os.path.basename(folder)}.partial")
-        if os.path.isdir(partial):
-            reason = "its embedding was interrupted; run the embed command again to finish it"
-        elif not os.path.exists(folder):
-            reason = "it does not exist"
-        else:
-            reason = f"it has no {MANIFEST_FILE}"
-        raise FileNotFoundError(
-            f"index={folder!r} is not an index folder ({reason}). Make one with "
-            "python -m simclr_tf.embed --encoder RUN/encoder --images FOLDER --out INDEX."
-        )
-    with open(path, encoding="utf-8") as handle:
-        manifest = json.load(handle)
-    if manifest.get("format") != FORMAT:
-        raise FileNotFoundError(
-            f"{path} is not an index manifest of this version (format "
-            f"{manifest.get('format')!r}, expected {FORMAT!r}); embed the folder again."
-        )
     return manifest
 
 
@@ -373,61 +339,6 @@ def _digest(paths: Sequence[str]) -> str:
     return digest.hexdigest()[:16]
 
 
-def _existing_index(target: str, job: dict, overwrite: bool) -> dict | None:
-    """The manifest of a finished index of this very job at ``target``, or None to build it."""
-    if not os.path.exists(target):
-        return None
-    if not os.path.isdir(target):
-        raise FileExistsError(f"out={target!r} is a file; pass a folder for the index.")
-    manifest_path = os.path.join(target, MANIFEST_FILE)
-    if not os.path.isfile(manifest_path):
-        if os.listdir(target):
-            raise FileExistsError(
-                f"out={target!r} exists and is not an index folder (it has no {MANIFEST_FILE}); "
-                "choose a new or empty folder, so that nothing of yours is replaced."
-            )
-        return None
-    manifest = read_manifest(target)
-    if manifest.get("job") == job:
-        return manifest
-    if not overwrite:
-        differences = [
-            f"{name} {manifest.get('job', {}).get(name)!r} -> {value!r}"
-            for name, value in job.items()
-            if manifest.get("job", {}).get(name) != value
-        ]
-        raise FileExistsError(
-            f"out={target!r} holds another index ({'; '.join(differences)}). Pass --overwrite "
-            "(overwrite=True) to replace it once the new one is complete, or choose another "
-            "folder."
-        )
-    return None
-
-
-def _prepare_work_folder(work: str, job: dict, overwrite: bool) -> None:
-    job_path = os.path.join(work, _JOB_FILE)
-    if os.path.isdir(work):
-        previous = None
-        if os.path.isfile(job_path):
-            with open(job_path, encoding="utf-8") as handle:
-                previous = json.load(handle)
-        if previous == job:
-            return
-        if previous is not None and not overwrite:
-            raise FileExistsError(
-                f"{work} holds the unfinished work of another embedding job (other encoder, "
-                "images or options). Run that job again to finish it, or pass --overwrite "
-                "(overwrite=True) to discard it."
-            )
-        shutil.rmtree(work)
-    os.makedirs(work)
-    atomic.write_json(job_path, job)
-
-
-def _shard_path(work: str, shard: int) -> str:
-    return os.path.join(work, f"shard-{shard:06d}.npz")
-
-
 def _shard_end(shard: int, shard_size: int, listing) -> int:
     return min((shard + 1) * shard_size, len(listing.file_paths))
 
@@ -451,8 +362,8 @@ def _embed_shards(encoder, listing, positions, todo, work, size, job, batch_size
             rows = np.concatenate(pending_rows) if pending_rows else None
             taken = np.concatenate(pending_positions) if pending_positions else np.zeros(0, int)
             inside = taken < (shard + 1) * shard_size
-            _write_shard(
-                _shard_path(work, shard),
+            write_shard(
+                shard_path(work, shard),
                 taken[inside],
                 rows[inside] if rows is not None else np.zeros((0, 0), dtype),
             )
@@ -484,113 +395,6 @@ def _embed_shards(encoder, listing, positions, todo, work, size, job, batch_size
             ),
             stacklevel=3,
         )
-
-
-def _write_shard(path: str, positions: np.ndarray, rows: np.ndarray) -> None:
-    with atomic.replacing(path) as partial, open(partial, "wb") as handle:
-        np.savez(handle, positions=positions.astype(np.int64), embeddings=rows)
-
-
-def _read_shard(path: str) -> tuple[np.ndarray, np.ndarray]:
-    with np.load(path) as shard:
-        return shard["positions"], shard["embeddings"]
-
-
-def _assemble(work, target, listing, job, encoder, shard_count) -> dict[str, Any]:
-    """Joins the shards into ``embeddings.npy`` and writes the tables and the manifest's body."""
-    shards = [_shard_path(work, k) for k in range(shard_count)]
-    count, dim = 0, None
-    for path in shards:
-        positions, rows = _read_shard(path)
-        count += len(positions)
-        if len(positions):
-            dim = rows.shape[1]
-    if count == 0:
-        shutil.rmtree(work, ignore_errors=True)
-        raise ValueError(
-            f"None of the {len(listing.file_paths)} image file(s) under {listing.root} could be "
-            "decoded (see the warnings above); nothing was written."
-        )
-    kept = np.zeros(len(listing.file_paths), dtype=bool)
-    with atomic.replacing(os.path.join(work, EMBEDDINGS_FILE)) as partial:
-        embeddings = np.lib.format.open_memmap(
-            partial, mode="w+", dtype=np.dtype(job["dtype"]), shape=(count, dim)
-        )
-        row = 0
-        for path in shards:
-            positions, rows = _read_shard(path)
-            embeddings[row : row + len(positions)] = rows
-            kept[positions] = True
-            row += len(positions)
-        embeddings.flush()
-        del embeddings
-    order = np.flatnonzero(kept)
-    labels = listing.labels
-    table = {"row": np.arange(count), "path": [listing.file_paths[i] for i in order]}
-    if labels is not None:
-        table["label"] = [labels[i] for i in order]
-    _write_csv(os.path.join(work, PATHS_FILE), table)
-    files = {"embeddings": EMBEDDINGS_FILE, "paths": PATHS_FILE}
-    if _write_parquet(os.path.join(work, PARQUET_FILE), table):
-        files["parquet"] = PARQUET_FILE
-    failed = [(listing.file_paths[i], "could not be decoded") for i in np.flatnonzero(~kept)]
-    skipped = list(listing.skipped) + failed
-    if skipped:
-        _write_csv(
-            os.path.join(work, SKIPPED_FILE),
-            {"path": [p for p, _ in skipped], "reason": [r for _, r in skipped]},
-        )
-        files["skipped"] = SKIPPED_FILE
-    return {
-        "format": FORMAT,
-        "count": count,
-        "dim": int(dim),
-        "dtype": job["dtype"],
-        "normalization": job["normalization"],
-        "encoder": {
-            "path": encoder.path,
-            "fingerprint": job["encoder_fingerprint"],
-            "metadata": encoder.metadata,
-        },
-        "images": {
-            "root": job["images_root"],
-            "listed": len(listing.file_paths),
-            "skipped": len(skipped),
-            "labeled": labels is not None,
-            "class_names": list(listing.class_names),
-        },
-        "files": files,
-        "job": job,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
-
-
-def _write_csv(path: str, columns: dict[str, Sequence]) -> None:
-    """A CSV table; file names that are not UTF-8 keep their bytes (``surrogateescape``)."""
-    names = list(columns)
-    with (
-        atomic.replacing(path) as partial,
-        open(partial, "w", newline="", encoding="utf-8", errors="surrogateescape") as f,
-    ):
-        writer = csv.writer(f)
-        writer.writerow(names)
-        writer.writerows(zip(*(columns[name] for name in names), strict=True))
-
-
-def _write_parquet(path: str, columns: dict[str, Sequence]) -> bool:
-    """Writes the table as Parquet when pandas and pyarrow are installed; says whether it did."""
-    if importlib.util.find_spec("pandas") is None or importlib.util.find_spec("pyarrow") is None:
-        return False
-    import pandas as pd
-
-    try:
-        with atomic.replacing(path) as partial:
-            pd.DataFrame({name: list(values) for name, values in columns.items()}).to_parquet(
-                partial, index=False
-            )
-    except UnicodeEncodeError:  # a file name that is not UTF-8: Parquet strings must be
-        return False
-    return True
 
 
 # -- command line -------------------------------------------------------------------------------

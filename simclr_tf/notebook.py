@@ -407,7 +407,7 @@ def find_or_train_encoder(chosen: NotebookSettings) -> str:
 class LiveTrainingPlot:
     """A training callback that redraws loss and accuracies in place every few steps.
 
-    Pass it to :meth:`simclr_tf.train.Pretrainer.fit` as ``callbacks=[plot]``; it is called as
+    Pass it to :meth:`simclr_tf.pretrainer.Pretrainer.fit` as ``callbacks=[plot]``; it is called as
     ``plot(step, metrics)`` after every step. Outside Jupyter it does nothing visible.
 
     Args:

@@ -94,7 +94,7 @@ class EmbeddingIndex:
             FileNotFoundError: if ``folder`` is not a complete index.
             ValueError: if its files disagree with its manifest.
         """
-        from simclr_tf.embed import read_manifest
+        from simclr_tf.index_folder import read_manifest
 
         folder = os.path.abspath(os.path.expanduser(os.fspath(folder)))
         manifest = read_manifest(folder)

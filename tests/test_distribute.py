@@ -17,7 +17,7 @@ import tensorflow as tf
 from distribute_helpers import overflow_on_replica_one
 from worker_helpers import run_workers
 
-from simclr_tf import distribute, runtime, train
+from simclr_tf import distribute, pretrainer, runtime, train
 from simclr_tf.augment import AugmentConfig, two_views
 from simclr_tf.config import preset
 from simclr_tf.data.batches import epoch_batches, shard_order
@@ -53,7 +53,9 @@ def _local(strategy, value) -> list[np.ndarray]:
 
 def _overflow_on_replica_one(monkeypatch):
     """Makes the gradients of replica 1 (only) infinite; the losses stay finite."""
-    monkeypatch.setattr(train, "nt_xent_loss", overflow_on_replica_one(train.nt_xent_loss))
+    monkeypatch.setattr(
+        pretrainer, "nt_xent_loss", overflow_on_replica_one(pretrainer.nt_xent_loss)
+    )
 
 
 def test_float16_overflow_on_one_replica_skips_the_step_on_every_replica(
@@ -84,7 +86,7 @@ _WORKER_SCRIPT = textwrap.dedent(
     import json, sys
     import numpy as np
     from distribute_helpers import overflow_on_replica_one
-    from simclr_tf import train
+    from simclr_tf import pretrainer, train
     from simclr_tf.config import preset
     from simclr_tf.data.sources import ArrayImages
 
@@ -95,7 +97,7 @@ _WORKER_SCRIPT = textwrap.dedent(
                     precision="mixed_float16", optimizer="sgd", lr=0.1,
                     sync_batchnorm=False, out_dir=sys.argv[1])
     trainer = train.Pretrainer(config, num_examples=32, num_classes=10)
-    train.nt_xent_loss = overflow_on_replica_one(train.nt_xent_loss)  # on worker 1 only
+    pretrainer.nt_xent_loss = overflow_on_replica_one(pretrainer.nt_xent_loss)  # on worker 1 only
     before = [v.numpy().copy() for v in trainer.encoder.trainable_variables]
     batches = iter(trainer.distributed_batches(ArrayImages(images, labels), epoch=0))
     metrics = trainer.train_step(*next(batches))

@@ -111,6 +111,18 @@ def test_an_exception_in_the_answer_is_a_failure_not_a_crash(name, request):
     assert result.hint
 
 
+def _calls_the_library_wrongly(z1, z2, temperature):
+    return st.transforms.to_float(z1.astype(np.int32))  # raises inside simclr_tf.transforms
+
+
+def test_an_exception_inside_the_library_names_the_learners_line():
+    """The frames of the whole simclr_tf package are skipped, not only those of exercises/."""
+    result = exercises.check_nt_xent(_calls_the_library_wrongly)
+    assert result.status == exercises.FAILED
+    assert "ValueError: image must be uint8 or float" in result.message
+    assert "of _calls_the_library_wrongly)" in result.message, result.message
+
+
 # -- deliberately wrong answers, one per known mistake ------------------------------------------
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from simclr_tf import train
+from simclr_tf import pretrainer, train
 from simclr_tf.augment import two_views
 from simclr_tf.config import preset
 from simclr_tf.data.sources import ArrayImages
@@ -153,14 +153,14 @@ def test_divergence_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
     images, labels = _images()
     config = _config(tmp_path, steps=4, checkpoint_every=1)
     trainer = train.Pretrainer(config, num_examples=len(images), num_classes=10)
-    real_loss = train.nt_xent_loss
+    real_loss = pretrainer.nt_xent_loss
 
     def loss_that_diverges(z1, z2, temperature):
         loss, accuracy = real_loss(z1, z2, temperature)
         poisoned = tf.where(trainer.step >= 2, tf.constant(float("nan")), loss)
         return poisoned, accuracy
 
-    monkeypatch.setattr(train, "nt_xent_loss", loss_that_diverges)
+    monkeypatch.setattr(pretrainer, "nt_xent_loss", loss_that_diverges)
     with pytest.raises(train.TrainingDivergedError, match="step 3"):
         trainer.fit(images, labels)
     latest = tf.train.latest_checkpoint(str(tmp_path / "run" / "checkpoints"))
@@ -175,7 +175,7 @@ _KILL_SCRIPT = textwrap.dedent(
     """
     import os, signal, sys
     import numpy as np
-    from simclr_tf import train
+    from simclr_tf import pretrainer, train
     from simclr_tf.config import preset
 
     out_dir, kill_at, resume = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1"

@@ -98,7 +98,9 @@ class AugmentConfig:
     """Every knob of the augmentation. Defaults are the paper's ImageNet values.
 
     Attributes:
-        crop_area: range of the crop's area, as a fraction of the image.
+        crop_area: range of the crop's area, as a fraction of the image. A training run sets
+            it to ``(crop_min_area, 1.0)``, its :class:`~simclr_tf.config.SimCLRConfig` field
+            (``--crop_min_area``) being the lower end only.
         crop_aspect: range of the crop's aspect ratio (width / height); sampled log-uniformly.
         crop_attempts: boxes drawn per image; the first that fits inside the image is used.
         output_size: side of the square output views; ``None`` keeps the input's height and

@@ -2,7 +2,7 @@
 
 Two feeds, for two kinds of loop:
 
-* :func:`epoch_batches` is what :class:`simclr_tf.train.Pretrainer` trains on: the batches of
+* :func:`epoch_batches` is what :class:`simclr_tf.pretrainer.Pretrainer` trains on: the batches of
   one epoch of a :class:`~simclr_tf.data.sources.TrainingImages`, in an order that depends only
   on ``(seed, epoch)`` (:func:`epoch_order`), with the first batches left out after a resume.
   That is what makes a killed and resumed run see exactly the batches of an uninterrupted one.
