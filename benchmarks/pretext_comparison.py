@@ -1,6 +1,6 @@
 """SimCLR against the pretext tasks it displaced, at one compute budget each, on CIFAR-10.
 
-Trains, in turns, SimCLR (``simclr_tf.train.Pretrainer``), rotation prediction, inpainting
+Trains, in turns, SimCLR (``simclr_tf.pretrainer.Pretrainer``), rotation prediction, inpainting
 (``simclr_tf.pretext``) and the supervised reference on the 50,000 CIFAR-10 training images,
 each for ``--minutes`` of CPU (or wall-clock) time, all with the same encoder, initial
 weights, data order, optimizer, schedule and precision (``--preset``, default ``cpu``); then
@@ -48,7 +48,7 @@ from simclr_tf.config import preset  # noqa: E402
 from simclr_tf.data.sources import ArrayImages  # noqa: E402
 from simclr_tf.evaluate import evaluate_encoder  # noqa: E402
 from simclr_tf.models import encoder_from_config, initialize_weights  # noqa: E402
-from simclr_tf.train import Pretrainer  # noqa: E402
+from simclr_tf.pretrainer import Pretrainer  # noqa: E402
 
 METHODS = ("simclr", "rotation", "inpainting", "supervised", "random")
 LABELS = {

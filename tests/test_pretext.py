@@ -14,7 +14,7 @@ from simclr_tf.config import preset
 from simclr_tf.data.sources import ArrayImages
 from simclr_tf.evaluate.features import FeatureEncoder
 from simclr_tf.pretext.__main__ import main as pretext_main
-from simclr_tf.train import Pretrainer
+from simclr_tf.pretrainer import Pretrainer
 
 
 def _images(count: int = 64, size: int = 32, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -6,7 +6,7 @@ judged like SimCLR's: by a linear probe and kNN on its representation ``h``. Eac
 (:mod:`~simclr_tf.pretext.rotation`, :mod:`~simclr_tf.pretext.inpainting`, and the labelled
 reference :mod:`~simclr_tf.pretext.supervised`) implements the three methods below;
 :class:`~simclr_tf.pretext.trainer.PretextTrainer` does the rest (data, augmentation,
-optimizer, schedule) exactly as SimCLR's :class:`~simclr_tf.train.Pretrainer` does, so that
+optimizer, schedule) exactly as SimCLR's :class:`~simclr_tf.pretrainer.Pretrainer` does, so that
 the comparison changes one thing only: the objective.
 """
 

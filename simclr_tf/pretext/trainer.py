@@ -1,6 +1,6 @@
 """The training loop of the pretext baselines: SimCLR's recipe with another objective.
 
-:class:`PretextTrainer` mirrors :class:`simclr_tf.train.Pretrainer` wherever the comparison
+:class:`PretextTrainer` mirrors :class:`simclr_tf.pretrainer.Pretrainer` wherever the comparison
 must be fair: the same encoder (built and seeded by :func:`simclr_tf.models.encoder_from_config`
 and :func:`simclr_tf.models.initialize_weights`, so every method starts from the very same
 weights), the same epochs of the same images in the same order
