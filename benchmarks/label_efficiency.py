@@ -107,32 +107,20 @@ def main(argv: list[str] | None = None) -> dict:
         )
         print(label, "done", f"{time.perf_counter() - start:.0f} s", flush=True)
     options = FinetuneOptions()
-    curves["SimCLR, fine-tuned"] = training_curve(
-        lambda seed: keras_copy(encoder, pretrained=True, seed=seed),
-        x_train,
-        y_train,
-        x_test,
-        y_test,
-        counts,
-        args.train_draws,
-        args.seed,
-        options,
-        args.min_steps,
-    )
-    print("fine-tuning done", f"{time.perf_counter() - start:.0f} s", flush=True)
-    curves["Supervised from scratch"] = training_curve(
-        lambda seed: keras_copy(encoder, pretrained=False, seed=seed),
-        x_train,
-        y_train,
-        x_test,
-        y_test,
-        counts,
-        args.train_draws,
-        args.seed,
-        options,
-        args.min_steps,
-    )
-    print("from scratch done", f"{time.perf_counter() - start:.0f} s", flush=True)
+    for label, copy_weights in (("SimCLR, fine-tuned", True), ("Supervised from scratch", False)):
+        curves[label] = training_curve(
+            lambda seed, copy_weights=copy_weights: keras_copy(encoder, copy_weights, seed),
+            x_train,
+            y_train,
+            x_test,
+            y_test,
+            counts,
+            args.train_draws,
+            args.seed,
+            options,
+            args.min_steps,
+        )
+        print(label, "done", f"{time.perf_counter() - start:.0f} s", flush=True)
 
     document = {
         "encoder": args.encoder or f"pretrained/{pretrained.DEFAULT_NAME}",

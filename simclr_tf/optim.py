@@ -38,13 +38,18 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import keras
 import tensorflow as tf
 
 from simclr_tf.config import LR_SCALINGS as LR_SCALING_NAMES
 from simclr_tf.config import OPTIMIZERS as OPTIMIZER_NAMES
+from simclr_tf.loss_scale import LossScaleOptimizer
+
+if TYPE_CHECKING:
+    from simclr_tf.config import SimCLRConfig
 
 # Batch size at which the linearly scaled learning rate equals the base learning rate.
 LINEAR_SCALING_REFERENCE_BATCH = 256
@@ -343,3 +348,38 @@ def build_optimizer(
     if name == "adam":
         return AdamWithL2(learning_rate, weight_decay=weight_decay)
     return AdamW(learning_rate, weight_decay=weight_decay)
+
+
+def learning_rate_from_config(
+    config: SimCLRConfig, steps_per_epoch: int, total_steps: int
+) -> WarmupCosineDecay:
+    """The learning-rate schedule of a run: ``config.lr`` scaled by ``config.lr_scaling`` for
+    its batch, ``config.warmup_epochs`` of linear warm-up, then cosine decay to 0 at
+    ``total_steps``."""
+    return WarmupCosineDecay(
+        peak_learning_rate=scaled_learning_rate(config.lr, config.batch_size, config.lr_scaling),
+        warmup_steps=round(config.warmup_epochs * steps_per_epoch),
+        total_steps=total_steps,
+    )
+
+
+def optimizer_from_config(
+    config: SimCLRConfig, learning_rate: Callable[[], Any]
+) -> keras.optimizers.Optimizer:
+    """The optimizer of a run (``config.optimizer``, weight decay, momentum), wrapped in the
+    loss-scale optimizer for ``mixed_float16``.
+
+    Args:
+        config: the run configuration.
+        learning_rate: a function of no arguments giving the current learning rate (so that
+            it follows the run's own step counter).
+
+    Returns:
+        An unbuilt Keras optimizer.
+    """
+    optimizer = build_optimizer(
+        config.optimizer, learning_rate, config.weight_decay, config.momentum
+    )
+    if config.precision == "mixed_float16":
+        optimizer = LossScaleOptimizer(optimizer)
+    return optimizer

@@ -58,10 +58,10 @@ from simclr_tf.data.batches import epoch_batches, resize_images
 from simclr_tf.data.sources import ArrayImages, TrainingImages
 from simclr_tf.epoch_meter import EpochMeter
 from simclr_tf.evaluate.quality import two_view_quality
-from simclr_tf.loss_scale import LossScaleOptimizer, current_loss_scale, skipped_steps
+from simclr_tf.loss_scale import current_loss_scale, skipped_steps
 from simclr_tf.losses import nt_xent_loss
 from simclr_tf.models import encoder_from_config, initialize_weights, projection_head_from_config
-from simclr_tf.optim import WarmupCosineDecay, build_optimizer, scaled_learning_rate
+from simclr_tf.optim import learning_rate_from_config, optimizer_from_config
 from simclr_tf.runs import RunDirectory, restore_checkpoint
 
 __all__ = ["QUALITY_IMAGES", "STEP_METRICS", "Pretrainer"]
@@ -146,12 +146,8 @@ class Pretrainer:
         if config.steps:
             self.total_steps = min(self.total_steps, config.steps)
         self.augment_config = config.augment_config()
-        self.learning_rate = WarmupCosineDecay(
-            peak_learning_rate=scaled_learning_rate(
-                config.lr, config.batch_size, config.lr_scaling
-            ),
-            warmup_steps=round(config.warmup_epochs * self.steps_per_epoch),
-            total_steps=self.total_steps,
+        self.learning_rate = learning_rate_from_config(
+            config, self.steps_per_epoch, self.total_steps
         )
         with runtime.precision_policy(config.precision), self.strategy.scope():
             self._build(num_classes)
@@ -202,15 +198,7 @@ class Pretrainer:
             self.probe = initialize_weights(
                 _online_probe(representation_dim, num_classes), config.seed + 2
             )
-        optimizer = build_optimizer(
-            config.optimizer,
-            lambda: self.learning_rate(self.step),
-            config.weight_decay,
-            config.momentum,
-        )
-        if config.precision == "mixed_float16":
-            optimizer = LossScaleOptimizer(optimizer)
-        self.optimizer = optimizer
+        self.optimizer = optimizer_from_config(config, lambda: self.learning_rate(self.step))
         self.trainable_variables = (
             self.encoder.trainable_variables
             + self.projection_head.trainable_variables

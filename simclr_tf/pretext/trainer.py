@@ -30,9 +30,8 @@ from simclr_tf.augment.seeds import seed_pair, stream_seed
 from simclr_tf.config import SimCLRConfig
 from simclr_tf.data.batches import epoch_batches
 from simclr_tf.data.sources import TrainingImages
-from simclr_tf.loss_scale import LossScaleOptimizer
 from simclr_tf.models import encoder_from_config, initialize_weights
-from simclr_tf.optim import WarmupCosineDecay, build_optimizer, scaled_learning_rate
+from simclr_tf.optim import learning_rate_from_config, optimizer_from_config
 from simclr_tf.pretext.task import PretextTask
 
 STREAM_PRETEXT = 0x9E7E
@@ -88,12 +87,8 @@ class PretextTrainer:
         if config.steps:
             self.total_steps = min(self.total_steps, config.steps)
         self.augment_config = pretext_augment_config(config)
-        self.learning_rate = WarmupCosineDecay(
-            peak_learning_rate=scaled_learning_rate(
-                config.lr, config.batch_size, config.lr_scaling
-            ),
-            warmup_steps=round(config.warmup_epochs * self.steps_per_epoch),
-            total_steps=self.total_steps,
+        self.learning_rate = learning_rate_from_config(
+            config, self.steps_per_epoch, self.total_steps
         )
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         with runtime.precision_policy(config.precision):
@@ -103,15 +98,7 @@ class PretextTrainer:
                 task.build_head(representation_dim, config.view_size, num_classes),
                 config.seed + 1,
             )
-        optimizer = build_optimizer(
-            config.optimizer,
-            lambda: self.learning_rate(self.step),
-            config.weight_decay,
-            config.momentum,
-        )
-        if config.precision == "mixed_float16":
-            optimizer = LossScaleOptimizer(optimizer)
-        self.optimizer = optimizer
+        self.optimizer = optimizer_from_config(config, lambda: self.learning_rate(self.step))
         self.trainable_variables = self.encoder.trainable_variables + self.head.trainable_variables
         self.optimizer.build(self.trainable_variables)
         self._train_step = tf.function(self._step)
