@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import shutil
 import time
 
@@ -84,9 +85,16 @@ def main() -> None:
     )
     with open(target / "config.json", encoding="utf-8") as handle:
         config = json.load(handle)
+    # The run's own paths mean nothing on another machine: record those of the command.
+    for flag in ("data_dir", "out_dir"):
+        given = re.search(rf"--{flag}[= ](\S+)", args.command)
+        config[flag] = given.group(1) if given else None
+    with open(target / "config.json", "w", encoding="utf-8") as handle:
+        json.dump(config, handle, indent=2, sort_keys=True)
+        handle.write("\n")
     steps = int(metrics["step"][-1])
     epochs = steps / (50_000 // config["batch_size"])
-    summary = f"the cpu preset, {steps:,} steps ({epochs:.0f} epochs) on 50,000 CIFAR-10 images"
+    summary = f"{steps:,} steps ({epochs:.1f} epochs) on 50,000 CIFAR-10 images"
     document = {
         "summary": summary,
         "command": args.command,
