@@ -18,6 +18,7 @@ that running several protocols, or the same protocol twice, pays for the forward
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -75,9 +76,11 @@ class FeatureEncoder:
             except (AttributeError, ValueError):  # a subclassed model that was never built
                 shape = (None, None)
             self.image_size = shape if None not in shape else None
+            # A partial, not a lambda: TensorFlow counts the tracings of every tf.function made
+            # from one code object together, and warns of "excessive retracing" once a
+            # notebook has wrapped five encoders; a partial is its own key.
             self._serve = tf.function(
-                lambda images: encoder(tf.cast(images, tf.float32) / 255.0, training=False),
-                reduce_retracing=True,
+                functools.partial(_scaled_call, encoder), reduce_retracing=True, autograph=False
             )
         else:
             raise TypeError(
@@ -125,6 +128,11 @@ class FeatureEncoder:
                         for block in iter(lambda h=handle: h.read(1 << 20), b""):
                             digest.update(block)
         return digest.hexdigest()[:16]
+
+
+def _scaled_call(encoder: keras.Model, images: tf.Tensor) -> tf.Tensor:
+    """``encoder`` in inference on uint8 ``images [B, H, W, 3]`` scaled to [0, 1]."""
+    return encoder(tf.cast(images, tf.float32) / 255.0, training=False)
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, Any]:

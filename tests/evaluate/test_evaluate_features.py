@@ -99,3 +99,16 @@ def test_classifier_inputs_are_checked_with_the_array_named():
         evaluate.knn_accuracy(features, labels, features[:2], labels)
     with pytest.raises(ValueError, match="have 3 dimensions but test_features have 5"):
         evaluate.linear_probe(features, labels, np.ones((2, 5)), labels[:2])
+
+
+def test_many_keras_encoders_do_not_warn_of_retracing(caplog):
+    """A notebook wraps one encoder per method; TensorFlow must not call that excessive."""
+    images, _ = colour_images(10)
+    with caplog.at_level("WARNING", logger="tensorflow"):
+        for seed in range(7):
+            keras.utils.set_random_seed(seed)
+            encoder = keras.Sequential(
+                [keras.Input((None, None, 3)), keras.layers.Conv2D(4, 3), keras.layers.Flatten()]
+            )
+            evaluate.extract_features(evaluate.FeatureEncoder(encoder), images, batch_size=4)
+    assert not [r for r in caplog.records if "retracing" in r.getMessage()]
