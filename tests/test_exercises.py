@@ -70,6 +70,7 @@ CASES = {
     ),
     "knn_predict": (exercises.check_knn_predict, solutions.knn_predict),
     "nearest_neighbours": (exercises.check_nearest_neighbours, solutions.nearest_neighbours),
+    "rotate_batch": (exercises.check_rotate_batch, solutions.rotate_batch),
 }
 NEEDS_ENCODER = {"nearest_neighbours"}
 
@@ -483,7 +484,36 @@ WRONG = {
     ("nearest_neighbours", "euclidean"): lambda *a: _neighbours(*a, metric="euclidean"),
     ("nearest_neighbours", "farthest"): lambda *a: _neighbours(*a, order="farthest"),
     ("nearest_neighbours", "reversed"): lambda *a: _neighbours(*a, order="reversed"),
+    ("rotate_batch", "not_a_pair"): lambda images: tf.concat(_turns(images), axis=0),
+    ("rotate_batch", "shape"): lambda images: (
+        tf.concat(_turns(images)[:3], 0),
+        _labels(images, 3),
+    ),
+    ("rotate_batch", "clockwise"): lambda images: (
+        tf.concat(_turns(images, clockwise=True), 0),
+        _labels(images),
+    ),
+    ("rotate_batch", "interleaved"): lambda images: (
+        tf.reshape(tf.stack(_turns(images), axis=1), (-1, *images.shape[1:])),
+        tf.tile(tf.range(4), [images.shape[0]]),
+    ),
+    ("rotate_batch", "flips"): lambda images: (
+        tf.concat([*_turns(images)[:2], images[:, ::-1], _turns(images)[3]], 0),
+        _labels(images),
+    ),
+    ("rotate_batch", "labels_not_turns"): lambda images: (
+        tf.concat(_turns(images), 0),
+        90 * _labels(images),
+    ),
 }
+
+
+def _turns(images, clockwise=False):
+    return [tf.image.rot90(images, -k if clockwise else k) for k in range(4)]
+
+
+def _labels(images, turns=4):
+    return tf.repeat(tf.range(turns), images.shape[0])
 
 
 def test_every_known_mistake_has_a_wrong_answer():

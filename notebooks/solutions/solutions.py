@@ -176,3 +176,11 @@ def nearest_neighbours(encoder, gallery_features: np.ndarray, image: np.ndarray,
     gallery = gallery_features / np.linalg.norm(gallery_features, axis=1, keepdims=True)
     similarity = gallery @ (query / np.linalg.norm(query))
     return np.argsort(-similarity)[:k]
+
+
+# 08_what_simclr_buys, st.exercises.check_rotate_batch: the batch of rotation prediction.
+def rotate_batch(images):
+    """All four quarter turns of float images [B, S, S, C]: (rotated [4B, S, S, C], labels [4B])."""
+    turned = [tf.image.rot90(images, k) for k in range(4)]  # counter-clockwise, as np.rot90
+    labels = tf.repeat(tf.range(4), tf.shape(images)[0])
+    return tf.concat(turned, axis=0), labels

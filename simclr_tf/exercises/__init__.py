@@ -38,7 +38,8 @@ importable from this package (``st.exercises.check_nt_xent``):
 * :mod:`~simclr_tf.exercises.training` (05): :func:`check_learning_rate_schedule`,
   :func:`check_train_step`;
 * :mod:`~simclr_tf.exercises.knn` (06): :func:`check_knn_predict`;
-* :mod:`~simclr_tf.exercises.retrieval` (07): :func:`check_nearest_neighbours`.
+* :mod:`~simclr_tf.exercises.retrieval` (07): :func:`check_nearest_neighbours`;
+* :mod:`~simclr_tf.exercises.pretext` (08): :func:`check_rotate_batch`.
 
 Importing this package imports NumPy only; each checker imports TensorFlow and the library
 parts it compares with when it runs.
@@ -63,6 +64,7 @@ from simclr_tf.exercises.contrastive_loss import check_contrastive_accuracy, che
 from simclr_tf.exercises.training import check_learning_rate_schedule, check_train_step
 from simclr_tf.exercises.knn import check_knn_predict
 from simclr_tf.exercises.retrieval import check_nearest_neighbours
+from simclr_tf.exercises.pretext import check_rotate_batch
 # isort: on
 
 __all__ = [
@@ -80,6 +82,7 @@ __all__ = [
     "check_nearest_neighbours",
     "check_nt_xent",
     "check_projection_head",
+    "check_rotate_batch",
     "check_train_step",
     "relative_error",
 ]
