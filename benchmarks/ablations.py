@@ -7,9 +7,10 @@
   512, the learning rate scaled with the square root of the batch from the preset's 4e-3 at
   128 (the small-batch rule the paper recommends), so 2e-3 and 8e-3.
 
-Each variant is one ``cifar10_budget.py`` run of ``--minutes`` (wall clock; its own process,
-so that every run's clock starts at its start), in turns; the table gives linear-probe and
-200-NN top-1 on the 10,000 test images.
+Each variant is one ``cifar10_budget.py`` run of ``--minutes`` of ``--clock`` time (CPU time
+by default, which other work on the machine barely shifts; its own process, so that every
+run's clock starts at its start), in turns; the table gives linear-probe and 200-NN top-1 on
+the 10,000 test images.
 
     SIMCLR_DATA_DIR=../shared/datasets/cifar10 .venv/bin/python benchmarks/ablations.py \\
         --study augmentations --minutes 10 --out benchmarks/results/<machine>/ablation-aug.json
@@ -42,7 +43,13 @@ STUDIES = {
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--study", choices=tuple(STUDIES), required=True)
-    parser.add_argument("--minutes", type=float, required=True)
+    parser.add_argument("--minutes", type=float, required=True, help="Budget of each variant.")
+    parser.add_argument(
+        "--clock",
+        choices=("cpu", "wall"),
+        default="cpu",
+        help="What --minutes counts (cifar10_budget.py --clock): CPU time (default) or wall.",
+    )
     parser.add_argument("--out", required=True, help="Results JSON.")
     args = parser.parse_args()
     script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cifar10_budget.py")
@@ -55,6 +62,8 @@ def main() -> None:
                 script,
                 "--minutes",
                 f"{args.minutes:g}",
+                "--clock",
+                args.clock,
                 "--out_dir",
                 out_dir,
             ]
@@ -74,6 +83,8 @@ def main() -> None:
         document = {
             "study": args.study,
             "minutes": args.minutes,
+            "clock": args.clock,
+            "command": " ".join([sys.executable, *sys.argv]),
             "date": time.strftime("%Y-%m-%d"),
             "rows": rows,
             "table": "\n".join(table),

@@ -41,7 +41,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from cifar10_budget import fit_until, parse_overrides, planned_steps, seconds_per_step  # noqa: E402
+from cifar10_budget import (  # noqa: E402
+    CLOCKS,
+    fit_until,
+    parse_overrides,
+    planned_steps,
+    seconds_per_step,
+)
 
 from simclr_tf import data, pretext, runtime  # noqa: E402
 from simclr_tf.config import preset  # noqa: E402
@@ -67,9 +73,6 @@ def trainer_factory(method: str):
     return lambda config, count, classes: pretext.PretextTrainer(
         config, pretext.task(method), count, classes
     )
-
-
-CLOCKS = {"cpu": time.process_time, "wall": time.perf_counter}
 
 
 def train_method(method, config, x_train, y_train, budget, clock_name="cpu"):
