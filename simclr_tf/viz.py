@@ -538,7 +538,7 @@ def plot_label_efficiency(
     Returns:
         The matplotlib ``Figure``.
     """
-    fig, axes = plt.subplots(figsize=(6.4, 4.2))
+    fig, axes = plt.subplots(figsize=(6.4, 5.6))
     counts: set[int] = set()
     for index, (name, curve) in enumerate(curves.items()):
         colour = f"C{index}"
@@ -574,7 +574,8 @@ def plot_label_efficiency(
     axes.set_xlabel("labelled images per class")
     axes.set_ylabel("test accuracy (%)")
     axes.grid(alpha=0.3, which="both")
-    axes.legend(fontsize=8)
+    # Below the axes: inside, the legend of five or more methods hides their curves.
+    axes.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
     if title:
         axes.set_title(title, fontsize=11)
     fig.tight_layout()
