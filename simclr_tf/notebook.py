@@ -105,6 +105,11 @@ class NotebookSettings:
         tsne_points: test images shown in the t-SNE plot.
         downstream_epochs: epochs of the downstream classifier of notebook 07.
         step_epochs: epochs notebook 05 trains with the learner's own training step.
+        comparison_epochs: epochs of each method notebook 08 trains side by side.
+        labels_per_class: the points of notebook 08's label-efficiency curve (0: all labels).
+        probe_draws: seeded label draws per point of a linear-probe curve (notebook 08).
+        scratch_draws: draws per point of the from-scratch curve (each trains a network).
+        scratch_min_steps: fewest optimizer steps of any point of the from-scratch curve.
     """
 
     mode: str
@@ -123,6 +128,11 @@ class NotebookSettings:
     tsne_points: int
     downstream_epochs: int
     step_epochs: int
+    comparison_epochs: int
+    labels_per_class: tuple[int, ...]
+    probe_draws: int
+    scratch_draws: int
+    scratch_min_steps: int
 
     @property
     def is_smoke(self) -> bool:
@@ -189,6 +199,11 @@ _MODE_SETTINGS: dict[str, dict[str, Any]] = {
         "tsne_points": 60,
         "downstream_epochs": 1,
         "step_epochs": 1,
+        "comparison_epochs": 1,
+        "labels_per_class": (1, 2),
+        "probe_draws": 2,
+        "scratch_draws": 1,
+        "scratch_min_steps": 2,
     },
     "workshop": {
         "dataset": "sample",
@@ -204,6 +219,11 @@ _MODE_SETTINGS: dict[str, dict[str, Any]] = {
         "tsne_points": 1000,
         "downstream_epochs": 20,
         "step_epochs": 2,
+        "comparison_epochs": 5,
+        "labels_per_class": (1, 5, 25, 100, 0),
+        "probe_draws": 5,
+        "scratch_draws": 2,
+        "scratch_min_steps": 100,
     },
     "full": {
         "dataset": "cifar10",
@@ -219,6 +239,11 @@ _MODE_SETTINGS: dict[str, dict[str, Any]] = {
         "tsne_points": 2000,
         "downstream_epochs": 30,
         "step_epochs": 1,
+        "comparison_epochs": 100,
+        "labels_per_class": (1, 2, 5, 10, 20, 50, 100, 0),
+        "probe_draws": 5,
+        "scratch_draws": 3,
+        "scratch_min_steps": 200,
     },
 }
 
