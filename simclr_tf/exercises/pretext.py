@@ -90,16 +90,14 @@ def check_rotate_batch(fn: Callable[[Any], Any]) -> CheckResult:
                 )
             if np.allclose(rotated, reference) and np.array_equal(labels, reference_labels):
                 continue
-            mistake = next(
-                (
-                    key
-                    for key in MISTAKES[name]
-                    if key not in ("not_a_pair", "shape")
-                    and np.allclose(rotated, _rotations(images, key)[0])
-                    and np.array_equal(labels, _rotations(images, key)[1])
-                ),
-                None,
-            )
+            mistake = None
+            for key in MISTAKES[name]:
+                if key in ("not_a_pair", "shape"):
+                    continue
+                wrong_rotated, wrong_labels = _rotations(images, key)
+                if np.allclose(rotated, wrong_rotated) and np.array_equal(labels, wrong_labels):
+                    mistake = key
+                    break
             wrong = [
                 index
                 for index in range(len(reference))
