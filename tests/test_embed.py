@@ -296,9 +296,18 @@ def test_bad_input_is_one_clear_error(encoder_path, images, tmp_path, capsys):
     assert not os.path.exists("r.txt")
 
 
+KILL_COUNT = 600  # enough work that the job is still running when the signal arrives
+
+
 @pytest.mark.slow
-def test_kill_then_rerun_from_the_shell(encoder_path, images, tmp_path):
+def test_kill_then_rerun_from_the_shell(encoder_path, tmp_path):
     """The real thing: SIGTERM a running embed, then the same command finishes the job."""
+    images = tmp_path / "images"
+    images.mkdir()
+    _, (x_test, _) = load_sample()
+    for i in range(KILL_COUNT):
+        data = tf.io.encode_png(x_test[i % len(x_test)]).numpy()
+        (images / f"{i:04d}.png").write_bytes(data)
     command = [
         sys.executable,
         "-m",
@@ -306,7 +315,7 @@ def test_kill_then_rerun_from_the_shell(encoder_path, images, tmp_path):
         "--encoder",
         encoder_path,
         "--images",
-        images,
+        str(images),
         "--out",
         str(tmp_path / "index"),
         "--batch_size",
@@ -314,7 +323,7 @@ def test_kill_then_rerun_from_the_shell(encoder_path, images, tmp_path):
         "--shard_size",
         "2",
         "--log_every",
-        "1",
+        "100",
     ]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": os.getcwd()}
     process = subprocess.Popen(
@@ -323,16 +332,18 @@ def test_kill_then_rerun_from_the_shell(encoder_path, images, tmp_path):
     work = tmp_path / ".index.partial"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not (work / "shard-000001.npz").exists():
-        time.sleep(0.05)
+        time.sleep(0.01)
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr
     assert not (tmp_path / "index").exists()
-    finished = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    done = len(list(work.glob("shard-*.npz")))
+    assert 2 <= done < KILL_COUNT // 2, done
+    finished = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert finished.returncode == 0, finished.stderr
     assert "Continuing in" in finished.stdout
-    assert len(np.load(tmp_path / "index" / "embeddings.npy", mmap_mode="r")) == COUNT + 3
+    assert len(np.load(tmp_path / "index" / "embeddings.npy", mmap_mode="r")) == KILL_COUNT
 
 
 def test_file_names_that_are_not_utf8(encoder_path, tmp_path, capsys):
