@@ -22,6 +22,10 @@ a seed (in the order given), so a drift of the machine's speed shows up as a tre
 turns rather than as a bias against one method. The results file is rewritten after every
 method, so an interrupted run keeps what it finished.
 
+``--merge FILE`` adds the results of earlier runs of this script (same budget, clock, preset,
+overrides and data) to this run's summary, so that seeds run on different occasions are
+summarised together; a method and seed already in a merged file is refused.
+
 Standard errors: over seeds when there are several; with one seed, the binomial standard
 error of the test accuracy (``sqrt(p (1 - p) / 10000)``), which covers the test set's
 sampling only, not the run-to-run spread of training.
@@ -117,6 +121,45 @@ def train_method(method, config, x_train, y_train, budget, clock_name="cpu"):
     }
 
 
+COMPARABLE = ("minutes", "clock", "quick_check", "preset", "overrides", "num_train", "num_test")
+"""The fields of a results file that must match for its seeds to be summarised with another's."""
+
+
+def earlier_results(paths: list[str], expected: dict) -> list[dict]:
+    """The result rows of earlier results files, each checked to be comparable with this run.
+
+    Args:
+        paths: results JSON files written by this script.
+        expected: this run's value of every field in :data:`COMPARABLE`.
+
+    Returns:
+        Their ``results`` rows, in file order.
+
+    Raises:
+        ValueError: naming the file and the field when a file cannot be read or differs.
+    """
+    rows: list[dict] = []
+    for path in paths:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                document = json.load(handle)
+            found = {key: document[key] for key in COMPARABLE}
+            results = list(document["results"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ValueError(
+                f"--merge {path}: not a results file of this script ({type(exc).__name__}: {exc})."
+            ) from exc
+        for key in COMPARABLE:
+            if found[key] != expected[key]:
+                raise ValueError(
+                    f"--merge {path}: its {key} is {found[key]!r} but this run's is "
+                    f"{expected[key]!r}; only runs with the same budget, clock, preset, "
+                    "overrides and data are summarised together."
+                )
+        rows.extend(results)
+    return rows
+
+
 def summarize(results: list[dict], num_test: int) -> dict[str, dict]:
     """Mean linear / kNN top-1 per method, with standard errors (see the module docstring)."""
     summary = {}
@@ -171,6 +214,14 @@ def main(argv: list[str] | None = None) -> dict:
     )
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
+    parser.add_argument(
+        "--merge",
+        nargs="+",
+        default=[],
+        metavar="FILE",
+        help="Results files of earlier runs (same --minutes, --clock, --preset, --set and data) "
+        "whose seeds join this run's summary.",
+    )
     parser.add_argument("--preset", default="cpu", help="Config preset (default: cpu).")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE")
     parser.add_argument("--data_dir", default=None, help="CIFAR-10 folder (or SIMCLR_DATA_DIR).")
@@ -194,8 +245,27 @@ def main(argv: list[str] | None = None) -> dict:
     if args.quick:
         x_train, y_train = x_train[: args.quick], y_train[: args.quick]
         x_test, y_test = x_test[: args.quick // 5], y_test[: args.quick // 5]
+    expected = {
+        "minutes": args.minutes,
+        "clock": args.clock,
+        "quick_check": bool(args.quick),
+        "preset": args.preset,
+        "overrides": args.set,
+        "num_train": len(y_train),
+        "num_test": len(y_test),
+    }
+    try:
+        results = earlier_results(args.merge, expected)
+    except ValueError as exc:
+        parser.error(str(exc))
+    planned = {(method, seed) for method in args.methods for seed in args.seeds}
+    twice = sorted(planned & {(r["method"], r["seed"]) for r in results})
+    if twice:
+        parser.error(
+            f"--merge already holds {', '.join(f'{m} seed {s}' for m, s in twice)}; drop those "
+            "from --methods or --seeds, or the file from --merge."
+        )
     print(runtime.device_summary(), flush=True)
-    results: list[dict] = []
     document: dict = {}
     for seed in args.seeds:
         for method in args.methods:
@@ -229,13 +299,8 @@ def main(argv: list[str] | None = None) -> dict:
             )
             summary = summarize(results, len(y_test))
             document = {
-                "minutes": args.minutes,
-                "clock": args.clock,
-                "quick_check": bool(args.quick),
-                "num_train": len(y_train),
-                "num_test": len(y_test),
-                "preset": args.preset,
-                "overrides": args.set,
+                **expected,
+                "merged_from": args.merge,
                 "config": config.to_dict(),
                 "command": " ".join([sys.executable, *sys.argv]),
                 "cpu": runtime.cpu_name(),
