@@ -52,28 +52,47 @@ SETTINGS = {  # JupyterLab user settings: render every cell, never save, no news
         "checkForUpdates": False,
     },
 }
-# The state of the open notebook, read from JupyterLab's own model (exposed to the page).
-NOTEBOOK_STATE = """() => {
-  const panel = window.jupyterapp.shell.currentWidget;
-  if (!panel || !panel.content || !panel.content.model) return null;
+# The notebook panel of one path (the argument), found among the open tabs, so that a tab
+# that JupyterLab restores or activates on its own never takes its place.
+FIND_PANEL = """(path) => {
+  for (const widget of window.jupyterapp.shell.widgets('main')) {
+    if (widget.context && widget.context.path === path && widget.content
+        && widget.content.model) return widget;
+  }
+  return null;
+}"""
+# The state of that notebook, read from JupyterLab's own model (exposed to the page).
+NOTEBOOK_STATE = f"""(path) => {{
+  const panel = ({FIND_PANEL})(path);
+  if (!panel) return null;
   const kernel = panel.sessionContext.session && panel.sessionContext.session.kernel;
   const cells = [];
-  for (const cell of panel.content.model.cells) {
+  for (const cell of panel.content.model.cells) {{
     const json = cell.toJSON();
-    cells.push({type: json.cell_type, count: json.execution_count ?? null,
-                outputs: json.outputs || [], source: [].concat(json.source).join('')});
-  }
-  return {kernel: kernel ? kernel.status : 'none', cells: cells};
-}"""
+    cells.push({{type: json.cell_type, count: json.execution_count ?? null,
+                outputs: json.outputs || [], source: [].concat(json.source).join('')}});
+  }}
+  return {{kernel: kernel ? kernel.status : 'none', cells: cells}};
+}}"""
+# Makes that notebook the current one and runs all its cells.
+RUN_ALL = f"""async (path) => {{
+  const panel = ({FIND_PANEL})(path);
+  window.jupyterapp.shell.activateById(panel.id);
+  await new Promise(resolve => setTimeout(resolve, 300));
+  if (window.jupyterapp.shell.currentWidget !== panel) return false;
+  await window.jupyterapp.commands.execute('notebook:run-all-cells');
+  return true;
+}}"""
 # Shuts the notebook's kernel down and closes it unsaved: the files on disk stay as committed.
-CLOSE_UNSAVED = """async () => {
-  const panel = window.jupyterapp.shell.currentWidget;
+CLOSE_UNSAVED = f"""async (path) => {{
+  const panel = ({FIND_PANEL})(path);
+  if (!panel) return;
   await panel.sessionContext.shutdown();
   panel.context.model.dirty = false;
   panel.close();
   await new Promise(resolve => setTimeout(resolve, 500));
   if (!panel.isDisposed) panel.dispose();
-}"""
+}}"""
 BROKEN_IMAGES = """() => Array.from(document.querySelectorAll('.jp-Notebook img'))
   .filter(img => img.complete && img.naturalWidth === 0)
   .map(img => img.getAttribute('src').slice(0, 120))"""
@@ -164,30 +183,60 @@ def problems_of(state: dict, broken: list[str]) -> tuple[list[str], list[str]]:
 def run_notebook(page, base: str, token: str, path: Path, shots: Path, timeout: float) -> dict:
     """Opens, runs and screenshots one notebook; returns its failures and warnings."""
     relative = path.relative_to(ROOT).as_posix()
-    page.goto(f"{base}/lab/tree/{relative}?token={token}", wait_until="domcontentloaded")
+    # A workspace of its own, reset: only this notebook's tab opens (the default workspace
+    # would restore every notebook opened before it, each with a kernel).
+    page.goto(
+        f"{base}/lab/workspaces/{path.stem}/tree/{relative}?reset&token={token}",
+        wait_until="domcontentloaded",
+    )
     page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget")
     page.wait_for_function(
-        f"() => {{ const s = ({NOTEBOOK_STATE})(); return s && s.kernel === 'idle'; }}",
+        f"(path) => {{ const s = ({NOTEBOOK_STATE})(path); return s && s.kernel === 'idle'; }}",
+        arg=relative,
         timeout=120_000,
     )
-    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
     deadline = time.monotonic() + timeout
+    failures, started, tries = [], False, 0
+    state = None
+    while not started and tries < 3 and time.monotonic() < deadline:
+        tries += 1
+        if page.evaluate(RUN_ALL, relative):
+            started = _wait(page, relative, time.monotonic() + 60, started_only=True)
+        if not started:
+            page.wait_for_timeout(2000)
+    if not started:
+        failures.append(f"Run All did not start the notebook's cells ({tries} tries)")
+    state = page.evaluate(NOTEBOOK_STATE, relative)
+    if started:
+        state = _wait(page, relative, deadline, started_only=False) or state
+    page.wait_for_timeout(1500)  # let the last images decode
+    broken = page.evaluate(BROKEN_IMAGES)
+    found, warnings = problems_of(state, broken)
+    failures += found
+    if started and time.monotonic() >= deadline:
+        failures.append(f"did not finish within {timeout:.0f} s")
+    save_screens(page, shots / path.stem)
+    page.evaluate(CLOSE_UNSAVED, relative)
+    return {"failures": failures, "warnings": warnings}
+
+
+def _wait(page, relative: str, deadline: float, started_only: bool) -> dict | None:
+    """Polls the notebook until its first code cell has run (``started_only``) or until it is
+    idle with every code cell run or one failed; returns the last state, None at the deadline
+    (with ``started_only``) or the state at the deadline."""
     state = None
     while time.monotonic() < deadline:
         time.sleep(2)
-        state = page.evaluate(NOTEBOOK_STATE)
+        state = page.evaluate(NOTEBOOK_STATE, relative)
         cells = [cell for cell in state["cells"] if cell["type"] == "code"]
+        if started_only:
+            if state["kernel"] == "busy" or any(c["count"] is not None for c in cells):
+                return state
+            continue
         errored = any(o.get("output_type") == "error" for c in cells for o in c["outputs"])
         if state["kernel"] == "idle" and (errored or all(c["count"] is not None for c in cells)):
-            break
-    page.wait_for_timeout(1500)  # let the last images decode
-    broken = page.evaluate(BROKEN_IMAGES)
-    failures, warnings = problems_of(state, broken)
-    if time.monotonic() >= deadline:
-        failures.append(f"did not finish within {timeout:.0f} s")
-    save_screens(page, shots / path.stem)
-    page.evaluate(CLOSE_UNSAVED)
-    return {"failures": failures, "warnings": warnings}
+            return state
+    return None if started_only else state
 
 
 def save_screens(page, prefix: Path) -> None:
