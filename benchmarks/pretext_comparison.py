@@ -121,16 +121,13 @@ def train_method(method, config, x_train, y_train, budget, clock_name="cpu"):
     }
 
 
-COMPARABLE = ("minutes", "clock", "quick_check", "preset", "overrides", "num_train", "num_test")
-"""The fields of a results file that must match for its seeds to be summarised with another's."""
-
-
 def earlier_results(paths: list[str], expected: dict) -> list[dict]:
     """The result rows of earlier results files, each checked to be comparable with this run.
 
     Args:
         paths: results JSON files written by this script.
-        expected: this run's value of every field in :data:`COMPARABLE`.
+        expected: this run's value of every field that must match (budget, clock, preset,
+            overrides, data sizes, quick check), by the results file's key.
 
     Returns:
         Their ``results`` rows, in file order.
@@ -143,17 +140,17 @@ def earlier_results(paths: list[str], expected: dict) -> list[dict]:
         try:
             with open(path, encoding="utf-8") as handle:
                 document = json.load(handle)
-            found = {key: document[key] for key in COMPARABLE}
+            found = {key: document[key] for key in expected}
             results = list(document["results"])
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ValueError(
                 f"--merge {path}: not a results file of this script ({type(exc).__name__}: {exc})."
             ) from exc
-        for key in COMPARABLE:
-            if found[key] != expected[key]:
+        for key, value in expected.items():
+            if found[key] != value:
                 raise ValueError(
                     f"--merge {path}: its {key} is {found[key]!r} but this run's is "
-                    f"{expected[key]!r}; only runs with the same budget, clock, preset, "
+                    f"{value!r}; only runs with the same budget, clock, preset, "
                     "overrides and data are summarised together."
                 )
         rows.extend(results)

@@ -196,47 +196,55 @@ def run_notebook(page, base: str, token: str, path: Path, shots: Path, timeout: 
         timeout=120_000,
     )
     deadline = time.monotonic() + timeout
-    failures, started, tries = [], False, 0
-    state = None
-    while not started and tries < 3 and time.monotonic() < deadline:
+    failures, started, tries = [], None, 0
+    while started is None and tries < 3 and time.monotonic() < deadline:
         tries += 1
         if page.evaluate(RUN_ALL, relative):
-            started = _wait(page, relative, time.monotonic() + 60, started_only=True)
-        if not started:
+            started = _wait_until(page, relative, _has_started, time.monotonic() + 60)
+        if started is None:
             page.wait_for_timeout(2000)
-    if not started:
+    finished = None
+    if started is None:
         failures.append(f"Run All did not start the notebook's cells ({tries} tries)")
-    state = page.evaluate(NOTEBOOK_STATE, relative)
-    if started:
-        state = _wait(page, relative, deadline, started_only=False) or state
+    else:
+        finished = _wait_until(page, relative, _has_finished, deadline)
+        if finished is None:
+            failures.append(f"did not finish within {timeout:.0f} s")
+    state = finished or page.evaluate(NOTEBOOK_STATE, relative)
     page.wait_for_timeout(1500)  # let the last images decode
     broken = page.evaluate(BROKEN_IMAGES)
     found, warnings = problems_of(state, broken)
     failures += found
-    if started and time.monotonic() >= deadline:
-        failures.append(f"did not finish within {timeout:.0f} s")
     save_screens(page, shots / path.stem)
     page.evaluate(CLOSE_UNSAVED, relative)
     return {"failures": failures, "warnings": warnings}
 
 
-def _wait(page, relative: str, deadline: float, started_only: bool) -> dict | None:
-    """Polls the notebook until its first code cell has run (``started_only``) or until it is
-    idle with every code cell run or one failed; returns the last state, None at the deadline
-    (with ``started_only``) or the state at the deadline."""
-    state = None
+def _code_cells(state: dict) -> list[dict]:
+    return [cell for cell in state["cells"] if cell["type"] == "code"]
+
+
+def _has_started(state: dict) -> bool:
+    """The kernel is running a cell, or one has run."""
+    return state["kernel"] == "busy" or any(c["count"] is not None for c in _code_cells(state))
+
+
+def _has_finished(state: dict) -> bool:
+    """The kernel is idle and every code cell has run, or one ended with an error."""
+    cells = _code_cells(state)
+    errored = any(o.get("output_type") == "error" for c in cells for o in c["outputs"])
+    return state["kernel"] == "idle" and (errored or all(c["count"] is not None for c in cells))
+
+
+def _wait_until(page, relative: str, condition, deadline: float) -> dict | None:
+    """Polls the notebook's state every 2 s; returns the first state that meets ``condition``,
+    or None at the deadline."""
     while time.monotonic() < deadline:
         time.sleep(2)
         state = page.evaluate(NOTEBOOK_STATE, relative)
-        cells = [cell for cell in state["cells"] if cell["type"] == "code"]
-        if started_only:
-            if state["kernel"] == "busy" or any(c["count"] is not None for c in cells):
-                return state
-            continue
-        errored = any(o.get("output_type") == "error" for c in cells for o in c["outputs"])
-        if state["kernel"] == "idle" and (errored or all(c["count"] is not None for c in cells)):
+        if condition(state):
             return state
-    return None if started_only else state
+    return None
 
 
 def save_screens(page, prefix: Path) -> None:
